@@ -1,0 +1,190 @@
+//! The one configuration struct: every setting as a flag or an environment variable, parsed once
+//! in `main` and passed down. Library code never reads the environment.
+
+use crate::domain::types::Family;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// A connection string or key: printed as `[redacted]` by `Debug`, so it cannot leak into logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// TickStock Phase 2.5: keeps the universe cache (`cache_entries`) in step with the market by
+/// applying only what changed, with an audit log of every change.
+#[derive(Debug, Parser)]
+#[command(name = "cache-sync", version, about, long_about = None)]
+pub struct Config {
+    /// Database URL, e.g. postgres://user@127.0.0.1:5432/tickstock.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<Secret>,
+
+    /// The cache_entries environment the job owns.
+    #[arg(
+        long,
+        env = "CACHE_SYNC_ENVIRONMENT",
+        default_value = "DEFAULT",
+        global = true
+    )]
+    pub environment: String,
+
+    /// Optional TOML file with [catalog] and [guards] sections (applied over cache_config rows).
+    #[arg(long = "config", env = "CACHE_SYNC_CONFIG", global = true)]
+    pub config_file: Option<PathBuf>,
+
+    /// Output format of results.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub format: Format,
+
+    /// Log format (logs go to stderr; level from RUST_LOG).
+    #[arg(
+        long,
+        value_enum,
+        env = "CACHE_SYNC_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the schema.
+    ///
+    /// Example: cache-sync migrate
+    Migrate {
+        /// Replace unique constraints that leave out `name` (they cannot hold the theme rows)
+        /// with UNIQUE (type, name, key, environment). Shows the statements; add --yes to apply.
+        #[arg(long)]
+        widen_unique: bool,
+        /// Apply --widen-unique.
+        #[arg(long, requires = "widen_unique")]
+        yes: bool,
+    },
+    /// Synthetic market data for tests, demos and benchmarks.
+    Fixtures {
+        #[command(subcommand)]
+        action: FixturesCommand,
+    },
+    /// Show the deltas a run would apply; writes nothing. Exit code 0 when nothing would
+    /// change, 5 when changes are pending.
+    ///
+    /// Example: cache-sync plan --only market_cap --format json
+    Plan(PlanArgs),
+    /// Phase 2.5: apply the deltas in one transaction with their audit events.
+    ///
+    /// Example: cache-sync run --as-of 2026-02-13
+    Run(RunArgs),
+    /// Measure load, compute, plan and run times on the synthetic market in a scratch database
+    /// (created next to DATABASE_URL's database and dropped afterwards).
+    ///
+    /// Example: cache-sync bench --stocks 5000
+    Bench(BenchArgs),
+}
+
+/// `fixtures` actions.
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Load the deterministic synthetic market as of a day into the database.
+    ///
+    /// Example: cache-sync fixtures load --stocks 5000 --etfs 800 --days 30 --seed 42 --as-of-day 1
+    Load(FixtureArgs),
+}
+
+/// Synthetic market parameters.
+#[derive(Debug, Clone, Args)]
+pub struct FixtureArgs {
+    #[arg(long, default_value_t = 5000)]
+    pub stocks: usize,
+    #[arg(long, default_value_t = 800)]
+    pub etfs: usize,
+    #[arg(long, default_value_t = 30)]
+    pub days: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Load the market as of this day (1-based); defaults to the last day.
+    #[arg(long)]
+    pub as_of_day: Option<usize>,
+    /// Add bad rows (zero/negative/absurd caps, duplicate tickers, missing closes).
+    #[arg(long)]
+    pub nasty: bool,
+}
+
+/// `plan` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// As-of date (YYYY-MM-DD); defaults to the latest date in ohlcv_daily.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Only these families (repeat or comma-separate): market_cap, market_leaders,
+    /// sector_leaders, industry, themes, etfs, complete, ipos, stats, combo.
+    #[arg(long, value_delimiter = ',', value_parser = parse_family)]
+    pub only: Vec<Family>,
+}
+
+/// `run` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Apply even when a guard rail refuses (the run record says so).
+    #[arg(long)]
+    pub force: bool,
+    /// Test hook: stop just before commit (the atomicity test kills the process there).
+    #[arg(long, hide = true)]
+    pub test_pause_before_commit: bool,
+}
+
+/// `bench` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 5000)]
+    pub stocks: usize,
+    #[arg(long, default_value_t = 800)]
+    pub etfs: usize,
+    /// Timed repetitions of each step (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub repeat: usize,
+}
+
+fn parse_family(text: &str) -> Result<Family, String> {
+    Family::parse(text)
+}

@@ -1,0 +1,467 @@
+//! Orchestration, and the only module that knows the order of operations: open a transaction,
+//! take the writer lock, load the market and the owned rows, compute the catalog, diff, check
+//! invariants and guard rails, apply, commit. Plans run the same steps and roll back.
+
+use crate::domain::catalog::{compute_catalog, Catalog};
+use crate::domain::config::{CatalogConfig, ConfigError, ConfigWarning, TomlFile};
+use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, ForcedReasons, Op};
+use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
+use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
+use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
+use crate::domain::reasons::{ReasonCode, ReasonContext};
+use crate::domain::securities::{normalize, InputReport};
+use crate::domain::types::{EntryKey, Family, FamilySelection, RunId};
+use crate::report::{PlanReport, RunReport, StepTimings};
+use crate::store::{LockOutcome, NewRun, RunStatus, Store, StoreError, StoreTx, Trigger};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+/// Settings that stay the same across runs of one deployment.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// The `cache_entries.environment` the job owns.
+    pub environment: String,
+    /// The optional TOML file, already parsed, with a label for messages.
+    pub toml: Option<(String, TomlFile)>,
+    pub guards: GuardConfig,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            environment: "DEFAULT".to_owned(),
+            toml: None,
+            guards: GuardConfig::default(),
+        }
+    }
+}
+
+/// What to plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRequest {
+    /// Defaults to the latest date in `ohlcv_daily`.
+    pub as_of: Option<NaiveDate>,
+    /// Empty means every family.
+    pub only: Vec<Family>,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub plan: PlanRequest,
+    /// Pass the guard rails (recorded in the run record).
+    pub force: bool,
+    pub trigger: Trigger,
+    /// Wall-clock time of the request (run record timestamps and the age guard only).
+    pub now: DateTime<Utc>,
+    /// Test hook: stop forever just before commit, after announcing it on stderr.
+    pub pause_before_commit: bool,
+}
+
+/// Why a job did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("ohlcv_daily holds no prices, so there is no as-of date; load prices or pass --as-of")]
+    NoPrices,
+    #[error("another cache-sync run holds the writer lock; try again when it has finished")]
+    LockHeld,
+    #[error("refused by guard rails (run {run_id} recorded as refused, nothing written): {}", summary(.refusals))]
+    Refused {
+        run_id: RunId,
+        refusals: Vec<Refusal>,
+        report: Box<RunReport>,
+    },
+    #[error("refused: the catalog would collide under unique constraint(s) of cache_entries (run {run_id} recorded as refused, nothing written): {}", collision_summary(.collisions))]
+    Collision {
+        run_id: RunId,
+        collisions: Vec<Collision>,
+    },
+    #[error("internal invariant broken, nothing written: {}", violation_summary(.0))]
+    Invariant(Vec<Violation>),
+}
+
+fn summary(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn collision_summary(collisions: &[Collision]) -> String {
+    collisions
+        .iter()
+        .map(|c| {
+            format!(
+                "{} ({}) cannot hold {}; run `cache-sync migrate --widen-unique` to widen it to include name",
+                c.constraint,
+                c.columns.join(", "),
+                c.entries.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn violation_summary(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .take(10)
+        .map(|v| format!("{}: {}", v.invariant, v.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Everything computed before a write decision.
+pub struct Prepared {
+    pub as_of: NaiveDate,
+    pub selection: FamilySelection,
+    pub config: CatalogConfig,
+    pub config_hash: ContentHash,
+    pub config_changed: bool,
+    pub warnings: Vec<ConfigWarning>,
+    pub input: InputReport,
+    pub freshness: InputFreshness,
+    pub catalog: Catalog,
+    pub current: Vec<CurrentEntry>,
+    pub deltas: Vec<Delta>,
+    /// Entries found edited, deleted or inserted outside the job.
+    pub drift: Vec<EntryKey>,
+    pub violations: Vec<Violation>,
+    pub collisions: Vec<Collision>,
+    pub timings: StepTimings,
+}
+
+impl Prepared {
+    /// Desired entries whose live row already matches.
+    pub fn unchanged(&self) -> usize {
+        let touched: HashSet<&EntryKey> = self.deltas.iter().map(|d| &d.key).collect();
+        self.catalog
+            .entries
+            .keys()
+            .filter(|k| !touched.contains(k))
+            .count()
+    }
+}
+
+fn effective_config(
+    rows: &[crate::domain::config::ConfigRow],
+    job: &JobConfig,
+) -> Result<(CatalogConfig, Vec<ConfigWarning>), ConfigError> {
+    let mut config = CatalogConfig::default();
+    let mut warnings = config.apply_cache_config(rows)?;
+    if let Some((label, file)) = &job.toml {
+        warnings.extend(config.apply_toml(&file.catalog, label)?);
+    }
+    config.validate()?;
+    Ok((config, warnings))
+}
+
+/// Drift: owned rows whose content differs from what the log last recorded for them, rows the
+/// log says exist but are gone, and rows the log never wrote.
+fn detect_drift(
+    current: &[CurrentEntry],
+    heads: &std::collections::HashMap<EntryKey, crate::store::EntryHead>,
+    catalog: &Catalog,
+) -> Vec<EntryKey> {
+    if heads.is_empty() {
+        // First run: everything found is adopted, nothing is drift.
+        return Vec::new();
+    }
+    let mut drift = BTreeSet::new();
+    let mut live = HashSet::new();
+    for row in current {
+        if !live.insert(&row.key) {
+            continue;
+        }
+        match heads.get(&row.key).and_then(|h| h.hash) {
+            Some(hash) if hash == hash_value(&row.value) => {}
+            _ => {
+                drift.insert(row.key.clone());
+            }
+        }
+    }
+    for (key, head) in heads {
+        if head.hash.is_some() && !live.contains(key) && catalog.owner_of(key).is_some() {
+            drift.insert(key.clone());
+        }
+    }
+    drift.into_iter().collect()
+}
+
+async fn prepare(
+    tx: &mut dyn StoreTx,
+    job: &JobConfig,
+    request: &PlanRequest,
+    today: NaiveDate,
+    rollback: bool,
+) -> Result<Prepared, JobError> {
+    let mut timings = StepTimings::default();
+    let started = Instant::now();
+    let latest = tx.latest_price_date().await?;
+    let as_of = request.as_of.or(latest).ok_or(JobError::NoPrices)?;
+    let rows = tx.load_config_rows(&job.environment).await?;
+    let (config, warnings) = effective_config(&rows, job)?;
+    let config_hash = hash_serializable(&config);
+    let snapshot = tx.load_market(as_of).await?;
+    timings.load_market_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let step = Instant::now();
+    let securities = normalize(&snapshot, &config);
+    let selection = FamilySelection::only(&request.only);
+    let catalog = compute_catalog(&securities, &config, &selection);
+    let violations = check_catalog(&catalog, &securities, &config);
+    timings.compute_ms = step.elapsed().as_secs_f64() * 1e3;
+
+    let step = Instant::now();
+    let scopes: Vec<_> = catalog.scopes.keys().cloned().collect();
+    let current = tx.load_entries(&job.environment, &scopes).await?;
+    let heads = tx.entry_heads(&job.environment).await?;
+    let previous_hash = tx.last_config_hash(&job.environment).await?;
+    let constraints = tx.unique_constraints().await?;
+    let identities = tx.load_identities().await?;
+    timings.load_current_ms = step.elapsed().as_secs_f64() * 1e3;
+
+    let step = Instant::now();
+    let drift = detect_drift(&current, &heads, &catalog);
+    let forced: ForcedReasons = drift
+        .iter()
+        .map(|k| (k.clone(), ReasonCode::ManualDrift))
+        .collect();
+    let ctx = ReasonContext {
+        securities: &securities,
+        config: &config,
+        previous: previous_records(&current),
+        config_changed: previous_hash.is_some_and(|h| h != config_hash),
+        run_override: rollback.then_some(ReasonCode::Rollback),
+    };
+    let deltas = diff(&catalog, &current, &ctx, &forced);
+
+    // The table as it would be after the run: every row the job does not own, plus the catalog.
+    let mut after: Vec<Identity> = identities
+        .into_iter()
+        .filter(|r| r.environment != job.environment || catalog.owner_of(&r.key).is_none())
+        .map(|r| (r.key, r.environment))
+        .collect();
+    after.extend(
+        catalog
+            .entries
+            .keys()
+            .map(|k| (k.clone(), job.environment.clone())),
+    );
+    let found: Vec<Collision> = constraints
+        .iter()
+        .filter_map(|c| collisions(&c.name, &c.columns, &after))
+        .filter(|c| {
+            c.entries
+                .iter()
+                .any(|e| e.ends_with(&format!("@{}", job.environment)))
+        })
+        .collect();
+    timings.diff_ms = step.elapsed().as_secs_f64() * 1e3;
+
+    let active: Vec<_> = snapshot
+        .rows()
+        .filter(|(row, _)| {
+            row.active == Some(true) && matches!(row.kind.as_deref(), Some("CS") | Some("ETF"))
+        })
+        .collect();
+    let freshness = InputFreshness {
+        as_of,
+        latest_price_date: latest,
+        today,
+        active_symbols: active.len(),
+        active_without_close_on_as_of: active
+            .iter()
+            .filter(|(_, c)| c.is_none_or(|c| c.date != as_of))
+            .count(),
+    };
+    Ok(Prepared {
+        as_of,
+        selection,
+        config_changed: ctx.config_changed,
+        config,
+        config_hash,
+        warnings,
+        input: securities.report.clone(),
+        freshness,
+        catalog,
+        current,
+        deltas,
+        drift,
+        violations,
+        collisions: found,
+        timings,
+    })
+}
+
+/// Computes what a run would change. Writes nothing.
+///
+/// # Errors
+/// Store and configuration errors; `NoPrices` when there is no as-of date.
+pub async fn plan(
+    store: &dyn Store,
+    job: &JobConfig,
+    request: &PlanRequest,
+    today: NaiveDate,
+) -> Result<PlanReport, JobError> {
+    let started = Instant::now();
+    let mut tx = store.begin().await?;
+    let prepared = prepare(tx.as_mut(), job, request, today, false).await?;
+    drop(tx);
+    let refusals = guard::check(
+        &job.guards,
+        &prepared.freshness,
+        &prepared.deltas,
+        &prepared.current,
+    );
+    Ok(PlanReport::new(
+        &prepared,
+        refusals,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+fn families_label(selection: &FamilySelection) -> String {
+    if selection.is_all() {
+        "all".to_owned()
+    } else {
+        selection
+            .families()
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Runs Phase 2.5: applies the plan in one transaction with its audit events and run record.
+///
+/// # Errors
+/// `LockHeld` when another run is applying; `Refused` / `Collision` when a guard rail or a
+/// unique constraint stops it (a refused run record is appended, nothing else);
+/// `Invariant` for a broken catalog; store and configuration errors.
+pub async fn run(
+    store: &dyn Store,
+    job: &JobConfig,
+    request: &RunRequest,
+) -> Result<RunReport, JobError> {
+    run_with(store, job, request, false).await
+}
+
+/// As `run`, but every member change carries the reason `rollback` (used by rollbacks).
+pub(crate) async fn run_with(
+    store: &dyn Store,
+    job: &JobConfig,
+    request: &RunRequest,
+    rollback: bool,
+) -> Result<RunReport, JobError> {
+    let started = Instant::now();
+    let mut tx = store.begin().await?;
+    if tx.try_lock_writer().await? == LockOutcome::HeldElsewhere {
+        return Err(JobError::LockHeld);
+    }
+    let prepared = prepare(
+        tx.as_mut(),
+        job,
+        &request.plan,
+        request.now.date_naive(),
+        rollback,
+    )
+    .await?;
+    if !prepared.violations.is_empty() {
+        return Err(JobError::Invariant(prepared.violations));
+    }
+    let refusals = if request.force {
+        Vec::new()
+    } else {
+        guard::check(
+            &job.guards,
+            &prepared.freshness,
+            &prepared.deltas,
+            &prepared.current,
+        )
+    };
+    let counts = |op: Op| prepared.deltas.iter().filter(|d| d.op == op).count();
+    let mut record = NewRun {
+        trigger: request.trigger,
+        families: families_label(&prepared.selection),
+        environment: job.environment.clone(),
+        as_of: Some(prepared.as_of),
+        config_hash: prepared.config_hash,
+        status: RunStatus::Completed,
+        forced: request.force,
+        started_at: request.now,
+        finished_at: request.now,
+        created: counts(Op::Create),
+        updated: counts(Op::Update),
+        deleted: counts(Op::Delete),
+        unchanged: prepared.unchanged(),
+        report: serde_json::Value::Null,
+        error: None,
+    };
+
+    if !prepared.collisions.is_empty() || !refusals.is_empty() {
+        drop(tx);
+        record.status = RunStatus::Refused;
+        record.finished_at =
+            request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
+        let mut report = RunReport::new(
+            &prepared,
+            &record,
+            None,
+            refusals.clone(),
+            started.elapsed().as_secs_f64(),
+        );
+        record.error = Some(if prepared.collisions.is_empty() {
+            summary(&refusals)
+        } else {
+            collision_summary(&prepared.collisions)
+        });
+        record.report = report.to_json();
+        let run_id = store.append_run_record(&record).await?;
+        report.run_id = Some(run_id);
+        if !prepared.collisions.is_empty() {
+            return Err(JobError::Collision {
+                run_id,
+                collisions: prepared.collisions,
+            });
+        }
+        return Err(JobError::Refused {
+            run_id,
+            refusals,
+            report: Box::new(report),
+        });
+    }
+
+    let step = Instant::now();
+    let mut report = RunReport::new(&prepared, &record, None, Vec::new(), 0.0);
+    record.report = report.to_json();
+    record.finished_at =
+        request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
+    let run_id = tx.append_run(&record, &prepared.deltas).await?;
+    report.timings.apply_ms = step.elapsed().as_secs_f64() * 1e3;
+    if request.pause_before_commit {
+        eprintln!("cache-sync: paused before commit (test hook)");
+        std::future::pending::<()>().await;
+    }
+    let step = Instant::now();
+    tx.commit().await?;
+    report.timings.commit_ms = step.elapsed().as_secs_f64() * 1e3;
+    report.run_id = Some(run_id);
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        run_id = run_id.0,
+        created = record.created,
+        updated = record.updated,
+        deleted = record.deleted,
+        unchanged = record.unchanged,
+        "run applied"
+    );
+    Ok(report)
+}

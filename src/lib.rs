@@ -1,0 +1,22 @@
+//! # tickstock-cache-sync
+//!
+//! TickStock's Phase 2.5: computes the universe catalog from `symbols` and `ohlcv_daily`, diffs it
+//! against `cache_entries` by content hash, and applies only the deltas.
+//!
+//! Layout:
+//! - [`domain`]: pure rules (catalog, hashing, diff, reasons, replay); no I/O.
+//! - [`fixtures`]: the deterministic synthetic market used by tests, demos and benchmarks.
+//! - [`store`]: the database adapters behind one trait.
+//! - [`job`]: the only module that knows the order of operations (load, compute, plan, apply).
+//! - [`report`]: text and JSON rendering of plans and runs.
+
+pub mod bench;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod fixtures;
+pub mod fixtures_loader;
+pub mod job;
+pub mod report;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,191 @@
+//! The database boundary: one small trait with the operations the job needs, implemented by the
+//! PostgreSQL adapter (and, later, the embedded SQLite one). All SQL lives under `store/`.
+
+pub mod postgres;
+
+use crate::domain::config::ConfigRow;
+use crate::domain::diff::{CurrentEntry, Delta};
+use crate::domain::fingerprint::ContentHash;
+use crate::domain::market::{DailyBar, MarketSnapshot, SymbolRow};
+use crate::domain::types::{EntryKey, RunId, Scope};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the database ({target}): {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed while {context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the database holds data the job cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// Adds what the job was doing to a sqlx error.
+pub(crate) trait QueryContext<T> {
+    fn during(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> QueryContext<T> for Result<T, sqlx::Error> {
+    fn during(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query { context, source })
+    }
+}
+
+/// A unique constraint or unique index on `cache_entries`, by column names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UniqueConstraint {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+/// A row identity anywhere in `cache_entries` (any type, any environment).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowIdentity {
+    pub key: EntryKey,
+    pub environment: String,
+}
+
+/// The latest logged state of one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryHead {
+    pub version: i32,
+    pub last_seq: i64,
+    /// `None` after a delete.
+    pub hash: Option<ContentHash>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    Refused,
+    Failed,
+}
+
+/// Who started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Trigger {
+    Cli,
+    Api,
+    Pipeline,
+    Rollback,
+    Demo,
+    Test,
+}
+
+/// The run record appended to the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewRun {
+    pub trigger: Trigger,
+    pub families: String,
+    pub environment: String,
+    pub as_of: Option<NaiveDate>,
+    pub config_hash: ContentHash,
+    pub status: RunStatus,
+    pub forced: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub report: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// Whether this session got the single-writer lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    HeldElsewhere,
+}
+
+/// Opens sessions on one database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates or upgrades the schema.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Starts a transaction; everything a run reads and writes happens inside one.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// Appends a run record on its own (refused or failed runs, which write nothing else).
+    async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError>;
+
+    /// Replaces unique constraints on `cache_entries` that leave out `name` (and so cannot hold
+    /// the theme rows) by one over `(type, name, key, environment)`. With `apply` false, only
+    /// says what it would do. Returns one line per statement.
+    async fn widen_unique(&self, apply: bool) -> Result<Vec<String>, StoreError>;
+
+    /// Writes one day of the synthetic market: upserts the symbol rows, adds the bars.
+    async fn load_market_rows(
+        &self,
+        symbols: &[SymbolRow],
+        bars: &[DailyBar],
+    ) -> Result<(), StoreError>;
+}
+
+/// One open transaction. Dropped without `commit`, it rolls back.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// Takes the single-writer lock for the rest of the transaction, without waiting.
+    async fn try_lock_writer(&mut self) -> Result<LockOutcome, StoreError>;
+
+    /// The latest date in `ohlcv_daily`.
+    async fn latest_price_date(&mut self) -> Result<Option<NaiveDate>, StoreError>;
+
+    /// Every symbol row with its latest close on or before `as_of`.
+    async fn load_market(&mut self, as_of: NaiveDate) -> Result<MarketSnapshot, StoreError>;
+
+    /// The `cache_config` rows of `environment`.
+    async fn load_config_rows(&mut self, environment: &str) -> Result<Vec<ConfigRow>, StoreError>;
+
+    /// The rows of `environment` inside `scopes`.
+    async fn load_entries(
+        &mut self,
+        environment: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<CurrentEntry>, StoreError>;
+
+    /// Every row identity in the table, any type and environment (collision checks).
+    async fn load_identities(&mut self) -> Result<Vec<RowIdentity>, StoreError>;
+
+    /// The table's unique constraints and unique indexes (primary key excluded).
+    async fn unique_constraints(&mut self) -> Result<Vec<UniqueConstraint>, StoreError>;
+
+    /// The configuration hash of the last completed run in `environment`.
+    async fn last_config_hash(
+        &mut self,
+        environment: &str,
+    ) -> Result<Option<ContentHash>, StoreError>;
+
+    /// The latest logged state of every entry of `environment`.
+    async fn entry_heads(
+        &mut self,
+        environment: &str,
+    ) -> Result<HashMap<EntryKey, EntryHead>, StoreError>;
+
+    /// Applies the deltas to `cache_entries`, appends one event per delta and the run record.
+    async fn append_run(&mut self, run: &NewRun, deltas: &[Delta]) -> Result<RunId, StoreError>;
+
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
