@@ -226,7 +226,7 @@ pub fn diff(
                 hash_before: None,
                 hash_after: Some(desired.hash),
                 value_after: Some(desired.value.clone()),
-                change: created(desired.family, &desired.value, ctx, force),
+                change: created(desired.family, &key.key, &desired.value, ctx, force),
             }),
             Some(row) => {
                 let before = hash_value(&row.value);
@@ -241,7 +241,14 @@ pub fn diff(
                     hash_before: Some(before),
                     hash_after: Some(desired.hash),
                     value_after: Some(desired.value.clone()),
-                    change: updated(desired.family, &row.value, &desired.value, ctx, force),
+                    change: updated(
+                        desired.family,
+                        &key.key,
+                        &row.value,
+                        &desired.value,
+                        ctx,
+                        force,
+                    ),
                 });
             }
         }
@@ -254,7 +261,13 @@ pub fn diff(
         let family = catalog
             .owner_of(&row.key)
             .expect("rows outside owned scopes were filtered out");
-        let mut change = deleted(family, &row.value, ctx, forced.get(&row.key).copied());
+        let mut change = deleted(
+            family,
+            &row.key.key,
+            &row.value,
+            ctx,
+            forced.get(&row.key).copied(),
+        );
         change.duplicate_row = duplicate_ids.contains(&row.id);
         deltas.push(Delta {
             op: Op::Delete,
@@ -272,6 +285,7 @@ pub fn diff(
 
 fn created(
     family: Family,
+    entry: &str,
     value: &Value,
     ctx: &ReasonContext<'_>,
     force: Option<ReasonCode>,
@@ -287,7 +301,7 @@ fn created(
                     ticker: m.ticker.to_owned(),
                     position: m.position,
                     record: None,
-                    reason: ctx.added(family, m.ticker, m.position, force),
+                    reason: ctx.added(family, entry, m.ticker, m.position, force),
                 })
                 .collect(),
             removed: Vec::new(),
@@ -303,6 +317,7 @@ fn created(
 
 fn deleted(
     family: Family,
+    entry: &str,
     value: &Value,
     ctx: &ReasonContext<'_>,
     force: Option<ReasonCode>,
@@ -318,7 +333,7 @@ fn deleted(
                 .map(|m| RemovedMember {
                     ticker: m.ticker.to_owned(),
                     position: m.position,
-                    reason: ctx.removed(family, m.ticker, m.record, force),
+                    reason: ctx.removed(family, entry, m.ticker, m.record, force),
                 })
                 .collect(),
             changed: Vec::new(),
@@ -341,6 +356,17 @@ fn same_shape<'a>(
     }
     let old = member_lists(before);
     let new = member_lists(after);
+    // A `stocks` / `etfs` array that is not a list of members (a hand-edited row) cannot be
+    // patched member by member.
+    let arrays = |v: &Value| {
+        ["stocks", "etfs"]
+            .iter()
+            .filter(|k| v.get(**k).is_some_and(Value::is_array))
+            .count()
+    };
+    if before.is_object() && (arrays(before) != old.len() || arrays(after) != new.len()) {
+        return None;
+    }
     if old.len() != new.len() || (old.is_empty() && !before.is_object()) {
         return None;
     }
@@ -371,6 +397,7 @@ fn same_shape<'a>(
 
 fn updated(
     family: Family,
+    entry: &str,
     before: &Value,
     after: &Value,
     ctx: &ReasonContext<'_>,
@@ -379,8 +406,8 @@ fn updated(
     let Some(pairs) = same_shape(before, after) else {
         // The shape changed (a legacy row, or a stats value): store the new value whole, and
         // still report the members that joined and left.
-        let mut change = created(family, after, ctx, force);
-        let removed = deleted(family, before, ctx, force);
+        let mut change = created(family, entry, after, ctx, force);
+        let removed = deleted(family, entry, before, ctx, force);
         let kept: BTreeSet<String> = change.added_tickers().into_iter().collect();
         let was: BTreeSet<String> = removed.removed_tickers().into_iter().collect();
         for list in &mut change.lists {
@@ -401,7 +428,7 @@ fn updated(
     let scalars_after = scalar_fields(after);
     let lists = pairs
         .into_iter()
-        .map(|(path, old, new)| list_delta(family, path, &old, &new, ctx, force))
+        .map(|(path, old, new)| list_delta(family, entry, path, &old, &new, ctx, force))
         .filter(|l| !l.is_empty())
         .collect();
     EntryChange {
@@ -413,6 +440,7 @@ fn updated(
 
 fn list_delta(
     family: Family,
+    entry: &str,
     path: ListPath,
     old: &[Member<'_>],
     new: &[Member<'_>],
@@ -443,7 +471,7 @@ fn list_delta(
             ticker: m.ticker.to_owned(),
             position: m.position,
             record: Some(m.record.clone()),
-            reason: ctx.added(family, m.ticker, m.position, force),
+            reason: ctx.added(family, entry, m.ticker, m.position, force),
         })
         .collect();
     let removed = old
@@ -452,7 +480,7 @@ fn list_delta(
         .map(|m| RemovedMember {
             ticker: m.ticker.to_owned(),
             position: m.position,
-            reason: ctx.removed(family, m.ticker, m.record, force),
+            reason: ctx.removed(family, entry, m.ticker, m.record, force),
         })
         .collect();
     let changed = new

@@ -77,16 +77,21 @@ fn field<'v>(record: Option<&'v Value>, name: &str) -> Option<&'v Value> {
 impl ReasonContext<'_> {
     fn recently_listed(&self, security: &Security) -> bool {
         let earliest = self.securities.as_of - Duration::days(self.config.ipo_window_days);
-        security.list_date.is_some_and(|d| d >= earliest)
+        security
+            .list_date
+            .is_some_and(|d| d >= earliest && d <= self.securities.as_of)
     }
 
-    fn band_crossed(&self, before: Option<i64>, after: Option<i64>) -> Value {
+    /// The bound of `band` that the cap crossed between `before` and `after`.
+    fn band_crossed(&self, band: &str, before: Option<i64>, after: Option<i64>) -> Value {
+        let bands = &self.config.market_cap_bands;
+        let index = bands.iter().position(|b| b.key == band);
+        let lower = index.map(|i| bands[i].lower);
+        let upper = index.and_then(|i| i.checked_sub(1)).map(|i| bands[i].lower);
         let crossed = match (before, after) {
-            (Some(b), Some(a)) => self
-                .config
-                .market_cap_bands
-                .iter()
-                .map(|band| band.lower)
+            (Some(b), Some(a)) => [lower, upper]
+                .into_iter()
+                .flatten()
                 .find(|&t| (b >= t) != (a >= t)),
             _ => None,
         };
@@ -117,10 +122,11 @@ impl ReasonContext<'_> {
         }
     }
 
-    /// Why `ticker` joined a universe of `family` at `rank`.
+    /// Why `ticker` joined the universe `entry` (its key, e.g. `large_cap`) of `family` at `rank`.
     pub fn added(
         &self,
         family: Family,
+        entry: &str,
         ticker: &str,
         rank: usize,
         forced: Option<ReasonCode>,
@@ -146,7 +152,7 @@ impl ReasonContext<'_> {
                 let old = field(before, "market_cap").and_then(Value::as_i64);
                 Reason::new(
                     ReasonCode::ThresholdCrossed,
-                    self.band_crossed(old, now.market_cap),
+                    self.band_crossed(entry, old, now.market_cap),
                 )
             }
             Family::Themes | Family::Etfs if self.config_changed => {
@@ -166,6 +172,7 @@ impl ReasonContext<'_> {
     pub fn removed(
         &self,
         family: Family,
+        entry: &str,
         ticker: &str,
         record: &Value,
         forced: Option<ReasonCode>,
@@ -208,7 +215,7 @@ impl ReasonContext<'_> {
                 let old = field(before, "market_cap").and_then(Value::as_i64);
                 Reason::new(
                     ReasonCode::ThresholdCrossed,
-                    self.band_crossed(old, now.market_cap),
+                    self.band_crossed(entry, old, now.market_cap),
                 )
             }
             _ if self.config_changed => Reason::new(ReasonCode::ConfigurationChange, Value::Null),

@@ -789,8 +789,10 @@ fn complete_holds_the_top_1000_records_and_every_eligible_ticker_sorted() {
 
 #[test]
 fn complete_top_1000_is_cut_at_the_configured_limit() {
-    let mut config = CatalogConfig::default();
-    config.complete_stock_limit = 2;
+    let config = CatalogConfig {
+        complete_stock_limit: 2,
+        ..CatalogConfig::default()
+    };
     let c = catalog_with(&[cs("A", 3 * B), cs("B", 2 * B), cs("C", B)], &config);
     assert_eq!(
         members(entry(&c, "stock_universe/complete/top_2")),
