@@ -121,6 +121,15 @@ impl Server {
             Some(t) => format!("create database \"{name}\" template \"{t}\""),
             None => format!("create database \"{name}\""),
         };
+        if let Some(template) = template {
+            // A copy needs the template to itself: end any session still on it (a pooled
+            // connection being torn down, autovacuum).
+            sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()")
+                .bind(template)
+                .execute(&mut admin)
+                .await
+                .during("freeing the template database")?;
+        }
         sqlx::query(&sql)
             .execute(&mut admin)
             .await

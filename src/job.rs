@@ -4,7 +4,7 @@
 
 use crate::domain::catalog::{compute_catalog, Catalog};
 use crate::domain::config::{CatalogConfig, ConfigError, ConfigWarning, TomlFile};
-use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, ForcedReasons, Op};
+use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, Known, Op};
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
 use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
@@ -12,9 +12,11 @@ use crate::domain::reasons::{ReasonCode, ReasonContext};
 use crate::domain::securities::{normalize, InputReport};
 use crate::domain::types::{EntryKey, Family, FamilySelection, RunId};
 use crate::report::{PlanReport, RunReport, StepTimings};
-use crate::store::{LockOutcome, NewRun, RunStatus, Store, StoreError, StoreTx, Trigger};
+use crate::store::{
+    EntryHead, LockOutcome, NewRun, RunStatus, Store, StoreError, StoreTx, StoredRow, Trigger,
+};
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 /// Settings that stay the same across runs of one deployment.
@@ -132,6 +134,8 @@ pub struct Prepared {
     pub deltas: Vec<Delta>,
     /// Entries found edited, deleted or inserted outside the job.
     pub drift: Vec<EntryKey>,
+    /// Rows loaded only because their row version moved, found to hold what the log says.
+    pub recheck: Vec<EntryKey>,
     pub violations: Vec<Violation>,
     pub collisions: Vec<Collision>,
     pub timings: StepTimings,
@@ -162,36 +166,75 @@ fn effective_config(
     Ok((config, warnings))
 }
 
-/// Drift: owned rows whose content differs from what the log last recorded for them, rows the
-/// log says exist but are gone, and rows the log never wrote.
-fn detect_drift(
-    current: &[CurrentEntry],
-    heads: &std::collections::HashMap<EntryKey, crate::store::EntryHead>,
+/// Loads the values the diff needs and finds drift. A row whose digest still matches what the
+/// job last wrote holds the logged value: when that is the desired value it is not loaded at
+/// all. Every other row is loaded; one whose content differs from the log's last hash was
+/// edited outside the job (drift), as is a logged entry whose row is gone or a row the log never
+/// wrote once the log has history.
+async fn load_current(
+    tx: &mut dyn StoreTx,
+    rows: &[StoredRow],
+    heads: &HashMap<EntryKey, EntryHead>,
     catalog: &Catalog,
-) -> Vec<EntryKey> {
-    if heads.is_empty() {
-        // First run: everything found is adopted, nothing is drift.
-        return Vec::new();
+) -> Result<LoadedCurrent, JobError> {
+    let mut seen: HashMap<&EntryKey, usize> = HashMap::new();
+    for row in rows {
+        *seen.entry(&row.key).or_default() += 1;
     }
-    let mut drift = BTreeSet::new();
-    let mut live = HashSet::new();
-    for row in current {
-        if !live.insert(&row.key) {
-            continue;
+    let mut unchanged = HashSet::new();
+    let mut needed = Vec::new();
+    for row in rows {
+        let head = heads.get(&row.key);
+        let known_hash = head
+            .filter(|h| h.row_digest.as_deref() == Some(row.digest.as_str()))
+            .and_then(|h| h.hash);
+        let desired = catalog.entries.get(&row.key).map(|d| d.hash);
+        if seen[&row.key] == 1 && known_hash.is_some() && known_hash == desired {
+            unchanged.insert(row.key.clone());
+        } else {
+            needed.push(row.id);
         }
-        match heads.get(&row.key).and_then(|h| h.hash) {
-            Some(hash) if hash == hash_value(&row.value) => {}
-            _ => {
-                drift.insert(row.key.clone());
+    }
+    let current = tx.load_values(&needed).await?;
+
+    let mut drift = BTreeSet::new();
+    let mut recheck = Vec::new();
+    if !heads.is_empty() {
+        for entry in &current {
+            let logged = heads.get(&entry.key).and_then(|h| h.hash);
+            let hash = hash_value(&entry.value);
+            if logged != Some(hash) {
+                drift.insert(entry.key.clone());
+            } else if catalog.entries.get(&entry.key).map(|d| d.hash) == Some(hash)
+                && seen[&entry.key] == 1
+            {
+                recheck.push(entry.key.clone());
+            }
+        }
+        let live: HashSet<&EntryKey> = rows.iter().map(|r| &r.key).collect();
+        for (key, head) in heads {
+            if head.hash.is_some() && !live.contains(key) && catalog.owner_of(key).is_some() {
+                drift.insert(key.clone());
             }
         }
     }
-    for (key, head) in heads {
-        if head.hash.is_some() && !live.contains(key) && catalog.owner_of(key).is_some() {
-            drift.insert(key.clone());
-        }
-    }
-    drift.into_iter().collect()
+    Ok(LoadedCurrent {
+        current,
+        unchanged,
+        drift: drift.into_iter().collect(),
+        recheck,
+    })
+}
+
+/// The live rows as the diff needs them.
+struct LoadedCurrent {
+    /// Rows whose values were loaded.
+    current: Vec<CurrentEntry>,
+    /// Desired entries known to be live as desired, not loaded.
+    unchanged: HashSet<EntryKey>,
+    drift: Vec<EntryKey>,
+    /// Loaded, unchanged and as logged: their row version is recorded again.
+    recheck: Vec<EntryKey>,
 }
 
 async fn prepare(
@@ -215,24 +258,20 @@ async fn prepare(
     let securities = normalize(&snapshot, &config);
     let selection = FamilySelection::only(&request.only);
     let catalog = compute_catalog(&securities, &config, &selection);
-    let violations = check_catalog(&catalog, &securities, &config);
     timings.compute_ms = step.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();
     let scopes: Vec<_> = catalog.scopes.keys().cloned().collect();
-    let current = tx.load_entries(&job.environment, &scopes).await?;
+    let rows = tx.load_rows(&job.environment, &scopes).await?;
     let heads = tx.entry_heads(&job.environment).await?;
+    let loaded = load_current(tx, &rows, &heads, &catalog).await?;
+    let (current, unchanged, drift) = (loaded.current, loaded.unchanged, loaded.drift);
     let previous_hash = tx.last_config_hash(&job.environment).await?;
     let constraints = tx.unique_constraints().await?;
     let identities = tx.load_identities().await?;
     timings.load_current_ms = step.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();
-    let drift = detect_drift(&current, &heads, &catalog);
-    let forced: ForcedReasons = drift
-        .iter()
-        .map(|k| (k.clone(), ReasonCode::ManualDrift))
-        .collect();
     let ctx = ReasonContext {
         securities: &securities,
         config: &config,
@@ -240,7 +279,20 @@ async fn prepare(
         config_changed: previous_hash.is_some_and(|h| h != config_hash),
         run_override: rollback.then_some(ReasonCode::Rollback),
     };
-    let deltas = diff(&catalog, &current, &ctx, &forced);
+    let known = Known {
+        forced: drift
+            .iter()
+            .map(|k| (k.clone(), ReasonCode::ManualDrift))
+            .collect(),
+        unchanged,
+    };
+    let deltas = diff(&catalog, &current, &ctx, &known);
+    // Invariants guard what is written; a run that writes nothing has nothing to check.
+    let violations = if deltas.is_empty() {
+        Vec::new()
+    } else {
+        check_catalog(&catalog, &securities, &config)
+    };
 
     // The table as it would be after the run: every row the job does not own, plus the catalog.
     let mut after: Vec<Identity> = identities
@@ -294,6 +346,7 @@ async fn prepare(
         current,
         deltas,
         drift,
+        recheck: loaded.recheck,
         violations,
         collisions: found,
         timings,
@@ -444,7 +497,9 @@ pub(crate) async fn run_with(
     record.report = report.to_json();
     record.finished_at =
         request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
-    let run_id = tx.append_run(&record, &prepared.deltas).await?;
+    let run_id = tx
+        .append_run(&record, &prepared.deltas, &prepared.recheck)
+        .await?;
     report.timings.apply_ms = step.elapsed().as_secs_f64() * 1e3;
     if request.pause_before_commit {
         eprintln!("cache-sync: paused before commit (test hook)");

@@ -9,6 +9,11 @@
 //! - [`store`]: the database adapters behind one trait.
 //! - [`job`]: the only module that knows the order of operations (load, compute, plan, apply).
 //! - [`report`]: text and JSON rendering of plans and runs.
+//! - [`commands`], [`config`], [`telemetry`]: the command line (`main.rs` only parses and calls).
+//! - [`bench`]: the benchmark command.
+
+// Module files are `foo.rs` beside a `foo/` folder, never `foo/mod.rs`.
+#![warn(clippy::mod_module_files)]
 
 pub mod bench;
 pub mod commands;

@@ -6,6 +6,11 @@ use tickstock_cache_sync::commands::execute;
 use tickstock_cache_sync::config::Config;
 use tickstock_cache_sync::telemetry;
 
+// The catalog builds and drops hundreds of thousands of small JSON nodes per run; mimalloc
+// roughly halves the time the system allocator spends on them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();

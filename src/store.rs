@@ -66,6 +66,18 @@ pub struct EntryHead {
     pub last_seq: i64,
     /// `None` after a delete.
     pub hash: Option<ContentHash>,
+    /// Digest of the row as the job wrote it (see `StoredRow::digest`).
+    pub row_digest: Option<String>,
+}
+
+/// A live row of an owned scope, without its value: a digest of the stored value is enough to
+/// tell whether it is still what the job wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    pub id: i64,
+    pub key: EntryKey,
+    /// The stored row version (PostgreSQL: `xmin/ctid`); equal digests mean an untouched row.
+    pub digest: String,
 }
 
 /// How a run ended.
@@ -158,12 +170,15 @@ pub trait StoreTx: Send {
     /// The `cache_config` rows of `environment`.
     async fn load_config_rows(&mut self, environment: &str) -> Result<Vec<ConfigRow>, StoreError>;
 
-    /// The rows of `environment` inside `scopes`.
-    async fn load_entries(
+    /// The rows of `environment` inside `scopes`, with digests instead of values.
+    async fn load_rows(
         &mut self,
         environment: &str,
         scopes: &[Scope],
-    ) -> Result<Vec<CurrentEntry>, StoreError>;
+    ) -> Result<Vec<StoredRow>, StoreError>;
+
+    /// The values of the rows with these ids.
+    async fn load_values(&mut self, ids: &[i64]) -> Result<Vec<CurrentEntry>, StoreError>;
 
     /// Every row identity in the table, any type and environment (collision checks).
     async fn load_identities(&mut self) -> Result<Vec<RowIdentity>, StoreError>;
@@ -184,7 +199,14 @@ pub trait StoreTx: Send {
     ) -> Result<HashMap<EntryKey, EntryHead>, StoreError>;
 
     /// Applies the deltas to `cache_entries`, appends one event per delta and the run record.
-    async fn append_run(&mut self, run: &NewRun, deltas: &[Delta]) -> Result<RunId, StoreError>;
+    /// Also records the current row version of `recheck`: rows that were loaded and found to
+    /// hold exactly what the log says, so the next run can skip them.
+    async fn append_run(
+        &mut self,
+        run: &NewRun,
+        deltas: &[Delta],
+        recheck: &[EntryKey],
+    ) -> Result<RunId, StoreError>;
 
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -198,7 +198,7 @@ fn industries(catalog: &mut Catalog, ranked: &[&Security], config: &CatalogConfi
         .collect();
     // Most eligible stocks first, ties by name; the BTreeMap already gave name order and the
     // sort is stable.
-    chosen.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    chosen.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
     chosen.truncate(config.industry_count);
     for (industry, members) in chosen {
         let mut sectors: BTreeMap<&str, usize> = BTreeMap::new();

@@ -9,7 +9,7 @@ use crate::domain::reasons::{Reason, ReasonCode, ReasonContext};
 use crate::domain::types::{EntryKey, Family};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// A row currently in `cache_entries`, inside an owned scope of the job's environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,14 +191,25 @@ pub struct Delta {
 /// Per-entry reasons forced by the caller (drift reconciliation).
 pub type ForcedReasons = HashMap<EntryKey, ReasonCode>;
 
+/// What the caller already knows about the live rows.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Reasons forced on every member change of an entry (drift reconciliation).
+    pub forced: ForcedReasons,
+    /// Desired entries whose live row is known to hold exactly the desired value (by digest),
+    /// so their values were not loaded.
+    pub unchanged: HashSet<EntryKey>,
+}
+
 /// Compares the desired catalog with the current rows of its scopes. Rows outside the catalog's
 /// scopes are ignored; duplicate rows of one identity beyond the lowest id are deleted.
 pub fn diff(
     catalog: &Catalog,
     current: &[CurrentEntry],
     ctx: &ReasonContext<'_>,
-    forced: &ForcedReasons,
+    known: &Known,
 ) -> Vec<Delta> {
+    let forced = &known.forced;
     let mut live: BTreeMap<&EntryKey, &CurrentEntry> = BTreeMap::new();
     let mut duplicates: Vec<&CurrentEntry> = Vec::new();
     let mut sorted: Vec<&CurrentEntry> = current
@@ -216,6 +227,9 @@ pub fn diff(
 
     let mut deltas = Vec::new();
     for (key, desired) in &catalog.entries {
+        if known.unchanged.contains(key) {
+            continue;
+        }
         let force = forced.get(key).copied();
         match live.get(key) {
             None => deltas.push(Delta {
@@ -297,11 +311,17 @@ fn created(
             len_after: members.len(),
             added: members
                 .iter()
-                .map(|m| AddedMember {
-                    ticker: m.ticker.to_owned(),
-                    position: m.position,
-                    record: None,
-                    reason: ctx.added(family, entry, m.ticker, m.position, force),
+                .map(|m| {
+                    // A new entry stores its whole value; the reason code per member is kept but
+                    // not the figures behind it, which the value already holds.
+                    let mut reason = ctx.added(family, entry, m.ticker, m.position, force);
+                    reason.detail = Value::Null;
+                    AddedMember {
+                        ticker: m.ticker.to_owned(),
+                        position: m.position,
+                        record: None,
+                        reason,
+                    }
                 })
                 .collect(),
             removed: Vec::new(),
@@ -345,12 +365,12 @@ fn deleted(
     }
 }
 
+/// One member list before and after.
+type ListPair<'a> = (ListPath, Vec<Member<'a>>, Vec<Member<'a>>);
+
 /// The member lists of `before` and `after` line up (same paths, unique tickers), so a
 /// member-level patch can describe the change.
-fn same_shape<'a>(
-    before: &'a Value,
-    after: &'a Value,
-) -> Option<Vec<(ListPath, Vec<Member<'a>>, Vec<Member<'a>>)>> {
+fn same_shape<'a>(before: &'a Value, after: &'a Value) -> Option<Vec<ListPair<'a>>> {
     if before.is_array() != after.is_array() || before.is_object() != after.is_object() {
         return None;
     }

@@ -148,6 +148,16 @@ impl ReasonContext<'_> {
             return reason;
         }
         match family {
+            Family::MarketCap
+                if self.config_changed
+                    && field(before, "market_cap").and_then(Value::as_i64) == now.market_cap =>
+            {
+                // The cap did not move: the bands did.
+                Reason::new(
+                    ReasonCode::ConfigurationChange,
+                    json!({"market_cap": now.market_cap}),
+                )
+            }
             Family::MarketCap => {
                 let old = field(before, "market_cap").and_then(Value::as_i64);
                 Reason::new(
@@ -211,6 +221,16 @@ impl ReasonContext<'_> {
             return reason;
         }
         match family {
+            Family::MarketCap
+                if self.config_changed
+                    && field(before, "market_cap").and_then(Value::as_i64) == now.market_cap =>
+            {
+                // The cap did not move: the bands did.
+                Reason::new(
+                    ReasonCode::ConfigurationChange,
+                    json!({"market_cap": now.market_cap}),
+                )
+            }
             Family::MarketCap => {
                 let old = field(before, "market_cap").and_then(Value::as_i64);
                 Reason::new(

@@ -165,7 +165,9 @@ fn text_or_unknown(
 }
 
 fn plausible(cap: f64) -> Option<i64> {
-    (cap.is_finite() && cap >= 1.0 && cap <= MAX_PLAUSIBLE_CAP).then(|| cap.round() as i64)
+    (1.0..=MAX_PLAUSIBLE_CAP)
+        .contains(&cap)
+        .then(|| cap.round() as i64)
 }
 
 fn market_cap(

@@ -3,7 +3,7 @@
 
 use super::{
     EntryHead, LockOutcome, NewRun, QueryContext, RowIdentity, Store, StoreError, StoreTx,
-    UniqueConstraint,
+    StoredRow, UniqueConstraint,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
@@ -305,8 +305,7 @@ impl StoreTx for PgTx {
                  select o.date, o.close from ohlcv_daily o
                  where o.symbol = s.symbol and o.date <= $1 and s.active is true
                  order by o.date desc limit 1
-             ) c on true
-             order by s.symbol",
+             ) c on true",
         )
         .bind(as_of)
         .fetch_all(&mut *self.tx)
@@ -360,15 +359,15 @@ impl StoreTx for PgTx {
             .collect())
     }
 
-    async fn load_entries(
+    async fn load_rows(
         &mut self,
         environment: &str,
         scopes: &[Scope],
-    ) -> Result<Vec<CurrentEntry>, StoreError> {
+    ) -> Result<Vec<StoredRow>, StoreError> {
         let types: Vec<&str> = scopes.iter().map(|s| s.entry_type.as_str()).collect();
         let names: Vec<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
-        let rows: Vec<(i32, String, String, String, serde_json::Value)> = sqlx::query_as(
-            "select id, type, name, key, value from cache_entries
+        let rows: Vec<(i32, String, String, String, String)> = sqlx::query_as(
+            "select id, type, name, key, xmin::text || '/' || ctid::text from cache_entries
              where environment = $1
                and (type, name) in (select * from unnest($2::text[], $3::text[]))
              order by id",
@@ -379,6 +378,28 @@ impl StoreTx for PgTx {
         .fetch_all(&mut *self.tx)
         .await
         .during("reading owned cache_entries rows")?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, entry_type, name, key, digest)| StoredRow {
+                id: i64::from(id),
+                key: EntryKey::new(entry_type, name, key),
+                digest,
+            })
+            .collect())
+    }
+
+    async fn load_values(&mut self, ids: &[i64]) -> Result<Vec<CurrentEntry>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i32> = ids.iter().map(|&id| id as i32).collect();
+        let rows: Vec<(i32, String, String, String, serde_json::Value)> = sqlx::query_as(
+            "select id, type, name, key, value from cache_entries where id = any($1) order by id",
+        )
+        .bind(ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .during("reading cache_entries values")?;
         Ok(rows
             .into_iter()
             .map(|(id, entry_type, name, key, value)| CurrentEntry {
@@ -444,8 +465,16 @@ impl StoreTx for PgTx {
         &mut self,
         environment: &str,
     ) -> Result<HashMap<EntryKey, EntryHead>, StoreError> {
-        let rows: Vec<(String, String, String, i32, i64, Option<String>)> = sqlx::query_as(
-            "select entry_type, entry_name, entry_key, version, last_seq, hash
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            i32,
+            i64,
+            Option<String>,
+            Option<String>,
+        )> = sqlx::query_as(
+            "select entry_type, entry_name, entry_key, version, last_seq, hash, row_digest
              from cache_sync_entry_head where environment = $1",
         )
         .bind(environment)
@@ -453,25 +482,48 @@ impl StoreTx for PgTx {
         .await
         .during("reading entry heads")?;
         rows.into_iter()
-            .map(|(t, n, k, version, last_seq, hash)| {
+            .map(|(t, n, k, version, last_seq, hash, row_digest)| {
                 Ok((
                     EntryKey::new(t, n, k),
                     EntryHead {
                         version,
                         last_seq,
                         hash: parse_hash(hash)?,
+                        row_digest,
                     },
                 ))
             })
             .collect()
     }
 
-    async fn append_run(&mut self, run: &NewRun, deltas: &[Delta]) -> Result<RunId, StoreError> {
+    async fn append_run(
+        &mut self,
+        run: &NewRun,
+        deltas: &[Delta],
+        recheck: &[EntryKey],
+    ) -> Result<RunId, StoreError> {
+        // lz4 compresses the large jsonb values several times faster than the default pglz;
+        // only for this transaction, and only where the server was built with it.
+        let lz4: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_settings
+                            where name = 'default_toast_compression' and 'lz4' = any(enumvals))",
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .during("checking for lz4")?;
+        if lz4 {
+            sqlx::query("set local default_toast_compression = 'lz4'")
+                .execute(&mut *self.tx)
+                .await
+                .during("choosing lz4 compression")?;
+        }
         let run_id = next_run_id(&mut self.tx).await?;
         let heads = self.entry_heads(&run.environment).await?;
         apply_entries(&mut self.tx, &run.environment, deltas).await?;
         append_events(&mut self.tx, run_id, &run.environment, deltas, &heads).await?;
         insert_run(&mut self.tx, run_id, run).await?;
+        let keys: Vec<&EntryKey> = recheck.iter().collect();
+        record_row_versions(&mut self.tx, &run.environment, &keys).await?;
         Ok(run_id)
     }
 
@@ -624,5 +676,39 @@ async fn append_events(
     .execute(&mut **tx)
     .await
     .during("moving entry heads")?;
+    let written: Vec<&EntryKey> = moves.iter().map(|&i| &deltas[i].key).collect();
+    record_row_versions(tx, environment, &written).await?;
+    Ok(())
+}
+
+/// Records the current row version of each entry in its head, so the next run can skip
+/// transferring and re-hashing rows nobody touched since.
+async fn record_row_versions(
+    tx: &mut Transaction<'static, Postgres>,
+    environment: &str,
+    keys: &[&EntryKey],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "update cache_sync_entry_head h set row_digest = c.xmin::text || '/' || c.ctid::text
+         from cache_entries c
+         where h.environment = $1 and c.environment = h.environment and c.type = h.entry_type
+           and c.name = h.entry_name and c.key = h.entry_key
+           and (h.entry_type, h.entry_name, h.entry_key) in
+               (select * from unnest($2::text[], $3::text[], $4::text[]))",
+    )
+    .bind(environment)
+    .bind(
+        keys.iter()
+            .map(|k| k.entry_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await
+    .during("recording row versions")?;
     Ok(())
 }

@@ -247,3 +247,24 @@ pub async fn live_hashes(db: &TestDb) -> std::collections::BTreeMap<String, Stri
         .map(|(_, key, hash)| (key, hash))
         .collect()
 }
+
+/// A `cache-sync` command (the built binary) pointed at `db` through `DATABASE_URL`, with the
+/// settings that could leak in from the caller's environment cleared.
+pub fn cache_sync_command(db: &TestDb, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cache-sync"));
+    command
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("CACHE_SYNC_CONFIG")
+        .env_remove("CACHE_SYNC_ENVIRONMENT")
+        .env_remove("CACHE_SYNC_LOG_FORMAT")
+        .env_remove("REDIS_URL");
+    command
+}
+
+/// Runs `cache-sync` against `db` to completion: exit code, stdout and stderr.
+pub fn cache_sync_cli(db: &TestDb, args: &[&str]) -> std::process::Output {
+    cache_sync_command(db, args)
+        .output()
+        .expect("start the cache-sync binary")
+}

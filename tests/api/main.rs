@@ -1,5 +1,8 @@
 //! Integration tests against a real PostgreSQL (one database per test). One binary, one module
 //! per feature.
 
+mod atomicity;
+mod guards;
 mod helpers;
 mod plan;
+mod run;
