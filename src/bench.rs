@@ -3,8 +3,10 @@
 //! not a test: it reports figures and asserts nothing.
 
 use crate::config::BenchArgs;
+use crate::domain::types::{EntryKey, RunId};
 use crate::fixtures::{FixtureParams, SyntheticMarket};
 use crate::fixtures_loader::{load_day, load_through_day};
+use crate::history;
 use crate::job::{self, JobConfig, PlanRequest, RunRequest};
 use crate::report::RunReport;
 use crate::store::postgres::PgStore;
@@ -58,6 +60,23 @@ pub struct BenchReport {
     pub full_build: RunFigures,
     pub nightly: RunFigures,
     pub no_op: RunFigures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryFigures>,
+}
+
+/// Replay over a long simulated history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryFigures {
+    pub nightly_runs: usize,
+    pub checkpoint_every: i64,
+    /// One entry (`stock_universe/market_cap/large_cap`) rebuilt at sampled runs.
+    pub one_entry: Timing,
+    /// The whole owned catalog rebuilt at sampled runs.
+    pub whole_catalog: Timing,
+    /// Events, runs and checkpoints on disk after the simulation.
+    pub log_bytes: i64,
+    pub checkpoint_bytes: i64,
+    pub simulation_seconds: f64,
 }
 
 impl BenchReport {
@@ -82,6 +101,23 @@ impl BenchReport {
                 "{name:<40} median {:>8.1} ms  (min {:.1}, max {:.1}, n={})",
                 t.median_ms, t.min_ms, t.max_ms, t.samples
             );
+        }
+        if let Some(h) = &self.history {
+            let _ = writeln!(
+                out,
+                "history: {} nightly runs simulated in {:.0} s (checkpoint every {} runs); log {} B + checkpoints {} B",
+                h.nightly_runs, h.simulation_seconds, h.checkpoint_every, h.log_bytes, h.checkpoint_bytes
+            );
+            for (name, t) in [
+                ("replay one entry at a past run", &h.one_entry),
+                ("replay the whole catalog at a past run", &h.whole_catalog),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name:<40} median {:>8.1} ms  (min {:.1}, max {:.1}, n={})",
+                    t.median_ms, t.min_ms, t.max_ms, t.samples
+                );
+            }
         }
         for (name, r) in [
             ("run: full build on an empty table", &self.full_build),
@@ -228,7 +264,14 @@ pub async fn run(url: &str, args: &BenchArgs) -> Result<BenchReport, StoreError>
     let result = measure(&server, args, &day1, &day2).await;
     server.drop_db(&day1).await?;
     server.drop_db(&day2).await?;
-    result
+    let mut report = result?;
+    if args.history_runs > 0 {
+        let name = format!("cache_sync_bench_{tag}_history");
+        let history = measure_history(&server, args, &name).await;
+        server.drop_db(&name).await?;
+        report.history = Some(history?);
+    }
+    Ok(report)
 }
 
 async fn measure(
@@ -315,5 +358,76 @@ async fn measure(
         full_build: figures(full),
         nightly: figures(nightly),
         no_op: figures(no_op),
+        history: None,
+    })
+}
+
+async fn measure_history(
+    server: &Server,
+    args: &BenchArgs,
+    name: &str,
+) -> Result<HistoryFigures, StoreError> {
+    let nights = args.history_runs;
+    let market = SyntheticMarket::generate(&FixtureParams {
+        stocks: args.stocks,
+        etfs: args.etfs,
+        days: nights + 1,
+        ..FixtureParams::default()
+    });
+    let store = server.create(name, None).await?;
+    store.migrate().await?;
+    let job_config = JobConfig::default();
+    let started = Instant::now();
+    load_through_day(&store, &market, 1).await?;
+    for day in 1..=nights + 1 {
+        if day > 1 {
+            load_day(&store, &market, day).await?;
+        }
+        job::run(&store, &job_config, &request())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("bench run failed: {e}")))?;
+    }
+    let simulation_seconds = started.elapsed().as_secs_f64();
+    let runs = store.read_runs("DEFAULT", 100_000, 0).await?;
+    let ids: Vec<RunId> = runs.iter().map(|r| r.run_id).rev().collect();
+    // Sample runs across the whole history, including the last one before each checkpoint (the
+    // longest fold).
+    let step = (ids.len() / 25).max(1);
+    let samples: Vec<RunId> = ids
+        .iter()
+        .copied()
+        .step_by(step)
+        .chain(ids.last().copied())
+        .collect();
+    let key = EntryKey::new("stock_universe", "market_cap", "large_cap");
+    let (mut one, mut whole) = (Vec::new(), Vec::new());
+    for run in samples {
+        let t = Instant::now();
+        history::replay_state(&store, "DEFAULT", run, Some(&key))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("replay failed: {e}")))?;
+        one.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        history::replay_state(&store, "DEFAULT", run, None)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("replay failed: {e}")))?;
+        whole.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (log_bytes, checkpoint_bytes): (i64, i64) = sqlx::query_as(
+        "select pg_total_relation_size('cache_sync_event') + pg_total_relation_size('cache_sync_run'),
+                pg_total_relation_size('cache_sync_checkpoint')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .during("measuring the log")?;
+    store.pool().close().await;
+    Ok(HistoryFigures {
+        nightly_runs: nights,
+        checkpoint_every: job_config.checkpoint_every,
+        one_entry: Timing::of(one),
+        whole_catalog: Timing::of(whole),
+        log_bytes,
+        checkpoint_bytes,
+        simulation_seconds,
     })
 }

@@ -3,8 +3,10 @@
 use crate::config::{Command, Config, FixtureArgs, FixturesCommand, Format, PlanArgs, RunArgs};
 use crate::domain::config::parse_toml;
 use crate::domain::guard::GuardConfig;
+use crate::domain::types::RunId;
 use crate::fixtures::{FixtureParams, SyntheticMarket};
-use crate::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
+use crate::history::{self, At, HistoryError};
+use crate::job::{self, JobConfig, JobError, PlanRequest, RollbackError, RunRequest};
 use crate::store::postgres::PgStore;
 use crate::store::{Store, StoreError, Trigger};
 use chrono::Utc;
@@ -32,6 +34,8 @@ pub enum CliError {
     Job(#[from] JobError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
     #[error("cannot read {path}: {source}")]
     ReadConfig {
         path: String,
@@ -48,6 +52,9 @@ impl CliError {
             CliError::Job(JobError::Config(_)) => Exit::Usage,
             CliError::Job(JobError::Refused { .. } | JobError::Collision { .. }) => Exit::Refused,
             CliError::Job(JobError::LockHeld) => Exit::Locked,
+            CliError::History(HistoryError::UnknownRun(_) | HistoryError::NothingBefore(_)) => {
+                Exit::Usage
+            }
             _ => Exit::Failure,
         }
     }
@@ -112,6 +119,70 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
         } => load_fixtures(&config, args).await,
         Command::Plan(args) => plan(&config, args).await,
         Command::Run(args) => run(&config, args).await,
+        Command::History {
+            universe,
+            symbol,
+            limit,
+        } => {
+            let store = connect(&config).await?;
+            store.migrate().await?;
+            let symbol = symbol.as_deref().map(|s| s.trim().to_ascii_uppercase());
+            let lines = history::history(
+                &store,
+                &config.environment,
+                universe.as_ref(),
+                symbol.as_deref(),
+                *limit,
+            )
+            .await?;
+            print(config.format, &lines, || render_history(&lines));
+            Ok(Exit::Success)
+        }
+        Command::Show {
+            universe,
+            at_run,
+            at,
+        } => {
+            let store = connect(&config).await?;
+            store.migrate().await?;
+            let when = match (at_run, at) {
+                (Some(run), _) => At::Run(RunId(*run)),
+                (None, Some(t)) => At::Time(*t),
+                (None, None) => At::Now,
+            };
+            let shown = history::show(&store, &config.environment, universe, when).await?;
+            print(config.format, &shown, || render_shown(&shown));
+            Ok(Exit::Success)
+        }
+        Command::Replay { at_run, verify } => {
+            let store = connect(&config).await?;
+            store.migrate().await?;
+            let report =
+                history::replay(&store, &config.environment, RunId(*at_run), *verify).await?;
+            print(config.format, &report, || {
+                let s = &report.stats;
+                let mut out = format!(
+                    "Replayed run {} ({} entries) from {} with {} events in {:.1} ms; every value matched the hash the log recorded{}.\n",
+                    s.run_id,
+                    s.entries,
+                    s.checkpoint_run.map_or("the first event".to_owned(), |r| format!("the checkpoint of run {r}")),
+                    s.events_applied,
+                    s.duration_ms,
+                    if report.verified { ", and a full fold from the first event agreed" } else { "" }
+                );
+                for (key, hash) in &report.hashes {
+                    out.push_str(&format!("  {} {key}\n", &hash.to_hex()[..16]));
+                }
+                out
+            });
+            Ok(Exit::Success)
+        }
+        Command::Rollback {
+            to_run,
+            dry_run,
+            force,
+        } => rollback(&config, RunId(*to_run), *dry_run, *force).await,
+        Command::Verify => verify(&config).await,
         Command::Bench(args) => {
             let url = config.database_url.as_ref().ok_or_else(|| {
                 CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
@@ -251,5 +322,143 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
             }))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+async fn rollback(
+    config: &Config,
+    to_run: RunId,
+    dry_run: bool,
+    force: bool,
+) -> Result<Exit, CliError> {
+    let job = job_config(config)?;
+    let store = connect(config).await?;
+    store.migrate().await?;
+    let lift = |e: RollbackError| match e {
+        RollbackError::Job(e) => CliError::Job(e),
+        RollbackError::History(e) => CliError::History(e),
+    };
+    if dry_run {
+        let report = job::plan_rollback(&store, &job, to_run, Utc::now().date_naive())
+            .await
+            .map_err(lift)?;
+        print(config.format, &report, || report.to_text());
+        return Ok(if report.has_changes() {
+            Exit::Pending
+        } else {
+            Exit::Success
+        });
+    }
+    let request = RunRequest {
+        plan: PlanRequest::default(),
+        force,
+        trigger: Trigger::Rollback,
+        now: Utc::now(),
+        pause_before_commit: false,
+    };
+    match job::rollback(&store, &job, to_run, &request).await {
+        Ok(report) => {
+            print(config.format, &report, || report.to_text());
+            Ok(Exit::Success)
+        }
+        Err(RollbackError::Job(JobError::Refused {
+            run_id,
+            refusals,
+            report,
+        })) => {
+            print(config.format, &report, || report.to_text());
+            Err(CliError::Job(JobError::Refused {
+                run_id,
+                refusals,
+                report,
+            }))
+        }
+        Err(e) => Err(lift(e)),
+    }
+}
+
+async fn verify(config: &Config) -> Result<Exit, CliError> {
+    let job = job_config(config)?;
+    let store = connect(config).await?;
+    store.migrate().await?;
+    let plan = job::plan(
+        &store,
+        &job,
+        &PlanRequest::default(),
+        Utc::now().date_naive(),
+    )
+    .await?;
+    let drift: Vec<crate::domain::types::EntryKey> = plan
+        .drift
+        .iter()
+        .filter_map(|d| crate::domain::types::EntryKey::parse(d).ok())
+        .collect();
+    let differences = history::describe_drift(&store, &config.environment, &drift).await?;
+    print(config.format, &differences, || {
+        if differences.is_empty() {
+            return "Every owned row matches the audit log.\n".to_owned();
+        }
+        let mut out = format!("{} owned rows differ from the audit log (the next run reconciles them, reason manual_drift):\n", differences.len());
+        for d in &differences {
+            out.push_str(&format!(
+                "  {:<8} {}  +[{}] -[{}]\n",
+                d.kind,
+                d.universe,
+                d.extra_members.join(" "),
+                d.missing_members.join(" ")
+            ));
+        }
+        out
+    });
+    Ok(if differences.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Pending
+    })
+}
+
+fn render_history(lines: &[history::HistoryLine]) -> String {
+    let mut out = String::new();
+    if lines.is_empty() {
+        out.push_str("No changes recorded.\n");
+    }
+    for line in lines {
+        let as_of = line.as_of.map_or("-".to_owned(), |d| d.to_string());
+        out.push_str(&format!(
+            "run {:>4}  as of {as_of}  {:<8} {}\n",
+            line.run_id, line.op, line.universe
+        ));
+        for (sign, members) in [('+', &line.added), ('-', &line.removed)] {
+            for m in members.iter().take(20) {
+                let detail = if m.detail.is_null() {
+                    String::new()
+                } else {
+                    format!(" {}", m.detail)
+                };
+                out.push_str(&format!(
+                    "      {sign} {} ({}){detail}\n",
+                    m.ticker, m.reason
+                ));
+            }
+            if members.len() > 20 {
+                out.push_str(&format!("      {sign} … {} more\n", members.len() - 20));
+            }
+        }
+    }
+    out
+}
+
+fn render_shown(shown: &history::Shown) -> String {
+    let when = shown
+        .run_id
+        .map_or("now".to_owned(), |r| format!("after run {r}"));
+    match (&shown.value, shown.hash) {
+        (Some(value), Some(hash)) => format!(
+            "{} {when}: {} members, hash {hash}\n{}\n",
+            shown.universe,
+            shown.members,
+            serde_json::to_string_pretty(value).expect("values serialise")
+        ),
+        _ => format!("{} did not exist {when}.\n", shown.universe),
     }
 }

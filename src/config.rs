@@ -1,8 +1,8 @@
 //! The one configuration struct: every setting as a flag or an environment variable, parsed once
 //! in `main` and passed down. Library code never reads the environment.
 
-use crate::domain::types::Family;
-use chrono::NaiveDate;
+use crate::domain::types::{EntryKey, Family};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -113,6 +113,61 @@ pub enum Command {
     ///
     /// Example: cache-sync run --as-of 2026-02-13
     Run(RunArgs),
+    /// Changes of one universe (or of all), newest first: run, date, op, members added and
+    /// removed with reasons.
+    ///
+    /// Example: cache-sync history stock_universe/market_cap/large_cap --limit 20
+    /// Example: cache-sync history --symbol BRK.B
+    History {
+        /// A universe written type/name/key.
+        #[arg(value_parser = parse_universe)]
+        universe: Option<EntryKey>,
+        /// Only changes that moved this ticker in or out.
+        #[arg(long)]
+        symbol: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// A universe's value now, or as it was after a past run or at a past time (replayed).
+    ///
+    /// Example: cache-sync show stock_universe/market_cap/large_cap --at-run 3
+    Show {
+        #[arg(value_parser = parse_universe)]
+        universe: EntryKey,
+        #[arg(long, conflicts_with = "at")]
+        at_run: Option<i64>,
+        /// RFC 3339 time, e.g. 2026-03-02T22:00:00Z.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Rebuild the whole owned catalog as it was after run R from the audit log.
+    ///
+    /// Example: cache-sync replay --at-run 3 --verify
+    Replay {
+        #[arg(long)]
+        at_run: i64,
+        /// Also fold from the first event, ignoring checkpoints, and require the same result.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Roll the owned catalog back to its state after run R, as a new run (history only grows).
+    ///
+    /// Example: cache-sync rollback --to-run 3 --dry-run
+    Rollback {
+        #[arg(long)]
+        to_run: i64,
+        /// Show the deltas without applying them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Pass the mass-change guard rails.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check live rows against the audit log: rows edited, deleted or inserted outside the job.
+    /// Exit code 0 when they agree, 5 when they differ (the next run reconciles them).
+    ///
+    /// Example: cache-sync verify
+    Verify,
     /// Measure load, compute, plan and run times on the synthetic market in a scratch database
     /// (created next to DATABASE_URL's database and dropped afterwards).
     ///
@@ -183,8 +238,16 @@ pub struct BenchArgs {
     /// Timed repetitions of each step (the median is reported).
     #[arg(long, default_value_t = 7)]
     pub repeat: usize,
+    /// Also simulate this many nightly runs and time replaying one entry and the whole catalog
+    /// at runs across that history (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub history_runs: usize,
 }
 
 fn parse_family(text: &str) -> Result<Family, String> {
     Family::parse(text)
+}
+
+fn parse_universe(text: &str) -> Result<EntryKey, String> {
+    EntryKey::parse(text)
 }

@@ -2,13 +2,14 @@
 //! take the writer lock, load the market and the owned rows, compute the catalog, diff, check
 //! invariants and guard rails, apply, commit. Plans run the same steps and roll back.
 
-use crate::domain::catalog::{compute_catalog, Catalog};
+use crate::domain::catalog::{compute_catalog, Catalog, DesiredEntry};
 use crate::domain::config::{CatalogConfig, ConfigError, ConfigWarning, TomlFile};
 use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, Known, Op};
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
 use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
 use crate::domain::reasons::{ReasonCode, ReasonContext};
+use crate::domain::replay::State;
 use crate::domain::securities::{normalize, InputReport};
 use crate::domain::types::{EntryKey, Family, FamilySelection, RunId};
 use crate::report::{PlanReport, RunReport, StepTimings};
@@ -27,6 +28,9 @@ pub struct JobConfig {
     /// The optional TOML file, already parsed, with a label for messages.
     pub toml: Option<(String, TomlFile)>,
     pub guards: GuardConfig,
+    /// A full run writes a checkpoint (the whole owned catalog) once this many completed runs
+    /// have passed since the last one, so replay never folds more than that many runs.
+    pub checkpoint_every: i64,
 }
 
 impl Default for JobConfig {
@@ -35,6 +39,7 @@ impl Default for JobConfig {
             environment: "DEFAULT".to_owned(),
             toml: None,
             guards: GuardConfig::default(),
+            checkpoint_every: 20,
         }
     }
 }
@@ -242,8 +247,9 @@ async fn prepare(
     job: &JobConfig,
     request: &PlanRequest,
     today: NaiveDate,
-    rollback: bool,
+    target: Option<&State>,
 ) -> Result<Prepared, JobError> {
+    let rollback = target.is_some();
     let mut timings = StepTimings::default();
     let started = Instant::now();
     let latest = tx.latest_price_date().await?;
@@ -257,7 +263,24 @@ async fn prepare(
     let step = Instant::now();
     let securities = normalize(&snapshot, &config);
     let selection = FamilySelection::only(&request.only);
-    let catalog = compute_catalog(&securities, &config, &selection);
+    let mut catalog = compute_catalog(&securities, &config, &selection);
+    if let Some(target) = target {
+        // A rollback's desired state is the replayed one, over every scope owned now or then.
+        catalog.entries = target
+            .iter()
+            .map(|(key, (family, value))| {
+                let entry = DesiredEntry {
+                    family: *family,
+                    hash: hash_value(value),
+                    value: value.clone(),
+                };
+                (key.clone(), entry)
+            })
+            .collect();
+        for (key, (family, _)) in target {
+            catalog.scopes.entry(key.scope()).or_insert(*family);
+        }
+    }
     timings.compute_ms = step.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();
@@ -365,7 +388,7 @@ pub async fn plan(
 ) -> Result<PlanReport, JobError> {
     let started = Instant::now();
     let mut tx = store.begin().await?;
-    let prepared = prepare(tx.as_mut(), job, request, today, false).await?;
+    let prepared = prepare(tx.as_mut(), job, request, today, None).await?;
     drop(tx);
     let refusals = guard::check(
         &job.guards,
@@ -404,15 +427,92 @@ pub async fn run(
     job: &JobConfig,
     request: &RunRequest,
 ) -> Result<RunReport, JobError> {
-    run_with(store, job, request, false).await
+    run_with(store, job, request, None).await
+}
+
+/// Rolls the owned catalog back to its state after `to_run`: a new run (trigger `rollback`,
+/// reason `rollback` on every member change) whose deltas take the live rows to the replayed
+/// state, under the same lock, transaction and mass-change guards as a nightly run. History is
+/// only appended to.
+///
+/// # Errors
+/// As `run`, plus replay errors.
+pub async fn rollback(
+    store: &dyn Store,
+    job: &JobConfig,
+    to_run: RunId,
+    request: &RunRequest,
+) -> Result<RunReport, RollbackError> {
+    let target = rollback_target(store, job, to_run).await?;
+    Ok(run_with(store, job, request, Some((to_run, &target))).await?)
+}
+
+/// What a rollback to `to_run` would change. Writes nothing.
+///
+/// # Errors
+/// As `plan`, plus replay errors.
+pub async fn plan_rollback(
+    store: &dyn Store,
+    job: &JobConfig,
+    to_run: RunId,
+    today: NaiveDate,
+) -> Result<PlanReport, RollbackError> {
+    let target = rollback_target(store, job, to_run).await?;
+    let started = Instant::now();
+    let mut tx = store.begin().await.map_err(JobError::from)?;
+    let prepared = prepare(
+        tx.as_mut(),
+        job,
+        &PlanRequest::default(),
+        today,
+        Some(&target),
+    )
+    .await?;
+    drop(tx);
+    let mut refusals = guard::check(
+        &job.guards,
+        &prepared.freshness,
+        &prepared.deltas,
+        &prepared.current,
+    );
+    refusals.retain(|r| !r.is_about_input());
+    Ok(PlanReport::new(
+        &prepared,
+        refusals,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+async fn rollback_target(
+    store: &dyn Store,
+    job: &JobConfig,
+    to_run: RunId,
+) -> Result<State, RollbackError> {
+    let run_id = crate::history::resolve(store, &job.environment, crate::history::At::Run(to_run))
+        .await?
+        .unwrap_or(to_run);
+    Ok(
+        crate::history::replay_state(store, &job.environment, run_id, None)
+            .await?
+            .0,
+    )
+}
+
+/// Why a rollback did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
 }
 
 /// As `run`, but every member change carries the reason `rollback` (used by rollbacks).
-pub(crate) async fn run_with(
+async fn run_with(
     store: &dyn Store,
     job: &JobConfig,
     request: &RunRequest,
-    rollback: bool,
+    target: Option<(RunId, &State)>,
 ) -> Result<RunReport, JobError> {
     let started = Instant::now();
     let mut tx = store.begin().await?;
@@ -424,7 +524,7 @@ pub(crate) async fn run_with(
         job,
         &request.plan,
         request.now.date_naive(),
-        rollback,
+        target.map(|t| t.1),
     )
     .await?;
     if !prepared.violations.is_empty() {
@@ -433,17 +533,29 @@ pub(crate) async fn run_with(
     let refusals = if request.force {
         Vec::new()
     } else {
-        guard::check(
+        let mut refusals = guard::check(
             &job.guards,
             &prepared.freshness,
             &prepared.deltas,
             &prepared.current,
-        )
+        );
+        if target.is_some() {
+            // A rollback restores a past state on purpose: only the mass-change guards apply.
+            refusals.retain(|r| !r.is_about_input());
+        }
+        refusals
     };
     let counts = |op: Op| prepared.deltas.iter().filter(|d| d.op == op).count();
     let mut record = NewRun {
-        trigger: request.trigger,
-        families: families_label(&prepared.selection),
+        trigger: if target.is_some() {
+            Trigger::Rollback
+        } else {
+            request.trigger
+        },
+        families: match target {
+            Some((run_id, _)) => format!("rollback to run {run_id}"),
+            None => families_label(&prepared.selection),
+        },
         environment: job.environment.clone(),
         as_of: Some(prepared.as_of),
         config_hash: prepared.config_hash,
@@ -500,6 +612,19 @@ pub(crate) async fn run_with(
     let run_id = tx
         .append_run(&record, &prepared.deltas, &prepared.recheck)
         .await?;
+    if prepared.selection.is_all()
+        && tx.runs_since_checkpoint(&job.environment).await? >= job.checkpoint_every
+    {
+        // After a full run the owned rows are exactly the catalog.
+        let entries: Vec<_> = prepared
+            .catalog
+            .entries
+            .iter()
+            .map(|(key, e)| (key, e.family, &e.value, e.hash))
+            .collect();
+        tx.append_checkpoint(&job.environment, run_id, &entries)
+            .await?;
+    }
     report.timings.apply_ms = step.elapsed().as_secs_f64() * 1e3;
     if request.pause_before_commit {
         eprintln!("cache-sync: paused before commit (test hook)");

@@ -21,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod fixtures;
 pub mod fixtures_loader;
+pub mod history;
 pub mod job;
 pub mod report;
 pub mod store;

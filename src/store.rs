@@ -3,6 +3,9 @@
 
 pub mod postgres;
 
+use crate::domain::diff::{EntryChange, Op};
+use crate::domain::types::Family;
+
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta};
 use crate::domain::fingerprint::ContentHash;
@@ -123,6 +126,62 @@ pub struct NewRun {
     pub error: Option<String>,
 }
 
+/// A run as the log holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub trigger: String,
+    pub families: String,
+    pub as_of: Option<NaiveDate>,
+    pub config_hash: String,
+    pub status: String,
+    pub forced: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub created: i32,
+    pub updated: i32,
+    pub deleted: i32,
+    pub unchanged: i32,
+    pub error: Option<String>,
+}
+
+/// One logged entry delta.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    pub seq: i64,
+    pub run_id: RunId,
+    pub key: EntryKey,
+    pub version: i32,
+    pub op: Op,
+    pub family: Family,
+    pub hash_before: Option<ContentHash>,
+    pub hash_after: Option<ContentHash>,
+    pub change: EntryChange,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Which events to read, oldest first unless `newest_first`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub key: Option<EntryKey>,
+    /// Only events of runs after this one.
+    pub after_run: Option<RunId>,
+    /// Only events of runs up to and including this one.
+    pub up_to_run: Option<RunId>,
+    /// Only events whose member changes mention this ticker.
+    pub symbol: Option<String>,
+    pub newest_first: bool,
+    pub limit: Option<i64>,
+}
+
+/// The full owned catalog as it stood after a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub run_id: RunId,
+    pub last_seq: i64,
+    pub entries: Vec<(EntryKey, Family, serde_json::Value, ContentHash)>,
+}
+
 /// Whether this session got the single-writer lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockOutcome {
@@ -146,6 +205,43 @@ pub trait Store: Send + Sync {
     /// the theme rows) by one over `(type, name, key, environment)`. With `apply` false, only
     /// says what it would do. Returns one line per statement.
     async fn widen_unique(&self, apply: bool) -> Result<Vec<String>, StoreError>;
+
+    /// Runs of `environment`, newest first.
+    async fn read_runs(
+        &self,
+        environment: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RunSummary>, StoreError>;
+
+    /// The last completed run of `environment` that finished at or before `at`.
+    async fn run_at(
+        &self,
+        environment: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<RunId>, StoreError>;
+
+    /// Logged events of `environment`.
+    async fn read_events(
+        &self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
+
+    /// The newest checkpoint taken at or before `run_id` (only `key`'s row when given).
+    async fn checkpoint_before(
+        &self,
+        environment: &str,
+        run_id: RunId,
+        key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// The live value of one row of `environment`.
+    async fn live_value(
+        &self,
+        environment: &str,
+        key: &EntryKey,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
 
     /// Writes one day of the synthetic market: upserts the symbol rows, adds the bars.
     async fn load_market_rows(
@@ -207,6 +303,17 @@ pub trait StoreTx: Send {
         deltas: &[Delta],
         recheck: &[EntryKey],
     ) -> Result<RunId, StoreError>;
+
+    /// Runs of `environment` that completed since its last checkpoint (all of them if none).
+    async fn runs_since_checkpoint(&mut self, environment: &str) -> Result<i64, StoreError>;
+
+    /// Stores a checkpoint of the full owned catalog as it stands after `run_id`.
+    async fn append_checkpoint(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+        entries: &[(&EntryKey, Family, &serde_json::Value, ContentHash)],
+    ) -> Result<(), StoreError>;
 
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -143,6 +143,16 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// Whether the refusal is about the input data (staleness) rather than the size of the change.
+    pub fn is_about_input(&self) -> bool {
+        matches!(
+            self,
+            Refusal::StaleAsOf { .. } | Refusal::TooOld { .. } | Refusal::ImportIncomplete { .. }
+        )
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

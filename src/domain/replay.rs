@@ -135,3 +135,78 @@ fn rebuild_list(
     }
     Ok(out)
 }
+
+/// A replayed state: every live owned entry with its family and value.
+pub type State = std::collections::BTreeMap<
+    crate::domain::types::EntryKey,
+    (crate::domain::types::Family, Value),
+>;
+
+/// One logged event, as replay needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayEvent<'a> {
+    pub seq: i64,
+    pub key: &'a crate::domain::types::EntryKey,
+    pub family: crate::domain::types::Family,
+    pub op: Op,
+    pub change: &'a EntryChange,
+    pub hash_after: Option<crate::domain::fingerprint::ContentHash>,
+}
+
+/// Why a fold stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("event {seq} ({key}) does not apply: {error}")]
+    Apply {
+        seq: i64,
+        key: String,
+        error: ReplayError,
+    },
+    #[error("event {seq} ({key}) rebuilds a value whose hash {actual} is not the logged {logged}")]
+    HashMismatch {
+        seq: i64,
+        key: String,
+        logged: String,
+        actual: String,
+    },
+}
+
+/// Applies `events` in order to `state`, checking every rebuilt value against the hash the log
+/// recorded for it.
+///
+/// # Errors
+/// The first event that does not apply or whose result does not match its logged hash.
+pub fn fold<'a>(
+    state: &mut State,
+    events: impl IntoIterator<Item = ReplayEvent<'a>>,
+) -> Result<(), FoldError> {
+    for event in events {
+        let before = state.get(event.key).map(|(_, v)| v);
+        let after =
+            apply_change(before, event.op, event.change).map_err(|error| FoldError::Apply {
+                seq: event.seq,
+                key: event.key.to_string(),
+                error,
+            })?;
+        match after {
+            Some(value) => {
+                if !event.change.duplicate_row {
+                    let actual = crate::domain::fingerprint::hash_value(&value);
+                    if Some(actual) != event.hash_after {
+                        return Err(FoldError::HashMismatch {
+                            seq: event.seq,
+                            key: event.key.to_string(),
+                            logged: event.hash_after.map(|h| h.to_hex()).unwrap_or_default(),
+                            actual: actual.to_hex(),
+                        });
+                    }
+                }
+                state.insert(event.key.clone(), (event.family, value));
+            }
+            None => {
+                state.remove(event.key);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,17 +1,19 @@
 //! PostgreSQL adapter: every statement the job runs against production. Values are always bound,
 //! never spliced into SQL text.
 
+mod audit;
+
 use super::{
-    EntryHead, LockOutcome, NewRun, QueryContext, RowIdentity, Store, StoreError, StoreTx,
-    StoredRow, UniqueConstraint,
+    Checkpoint, EntryHead, EventFilter, LockOutcome, LoggedEvent, NewRun, QueryContext,
+    RowIdentity, RunSummary, Store, StoreError, StoreTx, StoredRow, UniqueConstraint,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
 use crate::domain::fingerprint::ContentHash;
 use crate::domain::market::{DailyBar, LatestClose, MarketSnapshot, SymbolRow};
-use crate::domain::types::{EntryKey, RunId, Scope};
+use crate::domain::types::{EntryKey, Family, RunId, Scope};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::HashMap;
@@ -136,6 +138,48 @@ impl Store for PgStore {
                 .during("committing the widened constraint")?;
         }
         Ok(statements)
+    }
+
+    async fn read_runs(
+        &self,
+        environment: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RunSummary>, StoreError> {
+        audit::read_runs(&self.pool, environment, limit, offset).await
+    }
+
+    async fn run_at(
+        &self,
+        environment: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<RunId>, StoreError> {
+        audit::run_at(&self.pool, environment, at).await
+    }
+
+    async fn read_events(
+        &self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        audit::read_events(&self.pool, environment, filter).await
+    }
+
+    async fn checkpoint_before(
+        &self,
+        environment: &str,
+        run_id: RunId,
+        key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        audit::checkpoint_before(&self.pool, environment, run_id, key).await
+    }
+
+    async fn live_value(
+        &self,
+        environment: &str,
+        key: &EntryKey,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        audit::live_value(&self.pool, environment, key).await
     }
 
     async fn load_market_rows(
@@ -525,6 +569,19 @@ impl StoreTx for PgTx {
         let keys: Vec<&EntryKey> = recheck.iter().collect();
         record_row_versions(&mut self.tx, &run.environment, &keys).await?;
         Ok(run_id)
+    }
+
+    async fn runs_since_checkpoint(&mut self, environment: &str) -> Result<i64, StoreError> {
+        audit::runs_since_checkpoint(&mut *self.tx, environment).await
+    }
+
+    async fn append_checkpoint(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+        entries: &[(&EntryKey, Family, &serde_json::Value, ContentHash)],
+    ) -> Result<(), StoreError> {
+        audit::append_checkpoint(&mut *self.tx, environment, run_id, entries).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

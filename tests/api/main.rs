@@ -4,5 +4,6 @@
 mod atomicity;
 mod guards;
 mod helpers;
+mod history;
 mod plan;
 mod run;

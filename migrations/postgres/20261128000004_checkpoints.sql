@@ -1,0 +1,17 @@
+-- Checkpoints: the full owned catalog as it stood after a run, so replay starts from the nearest
+-- checkpoint instead of the first event. Derived from the log (every value's hash is the hash the
+-- log recorded for that entry at that point) and checked against it on every replay; never the
+-- source of truth, so rows here may be pruned without losing history.
+create table cache_sync_checkpoint (
+    run_id bigint not null references cache_sync_run (run_id) deferrable initially deferred,
+    environment text not null,
+    last_seq bigint not null,
+    entry_type text not null,
+    entry_name text not null,
+    entry_key text not null,
+    family text not null,
+    value jsonb not null,
+    hash text not null,
+    primary key (environment, run_id, entry_type, entry_name, entry_key)
+);
+

@@ -1,0 +1,414 @@
+//! The audit log at work: replay any past state (from the nearest checkpoint), show one universe
+//! then or now, list a universe's or a symbol's history, verify live rows against the log.
+
+use crate::domain::fingerprint::{hash_value, ContentHash};
+use crate::domain::members::member_lists;
+use crate::domain::replay::{fold, FoldError, ReplayEvent, State};
+use crate::domain::types::{EntryKey, RunId};
+use crate::store::{EventFilter, LoggedEvent, RunSummary, Store, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+/// Why a history command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the audit log does not replay: {0}")]
+    Fold(#[from] FoldError),
+    #[error("no completed run {0} in this environment's log")]
+    UnknownRun(RunId),
+    #[error("no completed run finished at or before {0}")]
+    NothingBefore(DateTime<Utc>),
+    #[error("checkpoint of run {run_id} holds {key} with hash {stored}, but its value hashes to {actual}")]
+    BadCheckpoint {
+        run_id: RunId,
+        key: String,
+        stored: String,
+        actual: String,
+    },
+}
+
+/// Which point in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Now,
+    Run(RunId),
+    Time(DateTime<Utc>),
+}
+
+/// How a replay went.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayStats {
+    pub run_id: RunId,
+    pub checkpoint_run: Option<RunId>,
+    pub events_applied: usize,
+    pub entries: usize,
+    pub duration_ms: f64,
+}
+
+async fn completed_run(
+    store: &dyn Store,
+    environment: &str,
+    run_id: RunId,
+) -> Result<RunSummary, HistoryError> {
+    // Runs are few; the newest thousand cover any practical lookback, and older ones page.
+    let mut offset = 0;
+    loop {
+        let runs = store.read_runs(environment, 1000, offset).await?;
+        if let Some(run) = runs
+            .iter()
+            .find(|r| r.run_id == run_id && r.status == "completed")
+        {
+            return Ok(run.clone());
+        }
+        if runs.len() < 1000 || runs.last().is_some_and(|r| r.run_id < run_id) {
+            return Err(HistoryError::UnknownRun(run_id));
+        }
+        offset += 1000;
+    }
+}
+
+/// Resolves `at` to a run id (`None` for now).
+///
+/// # Errors
+/// `UnknownRun` / `NothingBefore` when the log has no such point.
+pub async fn resolve(
+    store: &dyn Store,
+    environment: &str,
+    at: At,
+) -> Result<Option<RunId>, HistoryError> {
+    match at {
+        At::Now => Ok(None),
+        At::Run(run_id) => completed_run(store, environment, run_id)
+            .await
+            .map(|r| Some(r.run_id)),
+        At::Time(t) => store
+            .run_at(environment, t)
+            .await?
+            .map(Some)
+            .ok_or(HistoryError::NothingBefore(t)),
+    }
+}
+
+/// Rebuilds every owned entry (or only `key`) as it stood after `run_id`: the nearest checkpoint
+/// at or before it, then the events after the checkpoint, each checked against its logged hash.
+///
+/// # Errors
+/// Store errors, a checkpoint whose values do not match their hashes, or a log that does not fold.
+pub async fn replay_state(
+    store: &dyn Store,
+    environment: &str,
+    run_id: RunId,
+    key: Option<&EntryKey>,
+) -> Result<(State, ReplayStats), HistoryError> {
+    let started = Instant::now();
+    let checkpoint = store.checkpoint_before(environment, run_id, key).await?;
+    let mut state = State::new();
+    let mut after_run = None;
+    if let Some(cp) = &checkpoint {
+        for (entry, family, value, stored) in &cp.entries {
+            let actual = hash_value(value);
+            if actual != *stored {
+                return Err(HistoryError::BadCheckpoint {
+                    run_id: cp.run_id,
+                    key: entry.to_string(),
+                    stored: stored.to_hex(),
+                    actual: actual.to_hex(),
+                });
+            }
+            state.insert(entry.clone(), (*family, value.clone()));
+        }
+        after_run = Some(cp.run_id);
+    }
+    let events = store
+        .read_events(
+            environment,
+            &EventFilter {
+                key: key.cloned(),
+                after_run,
+                up_to_run: Some(run_id),
+                ..EventFilter::default()
+            },
+        )
+        .await?;
+    fold(&mut state, events.iter().map(replay_event))?;
+    let stats = ReplayStats {
+        run_id,
+        checkpoint_run: checkpoint.map(|c| c.run_id),
+        events_applied: events.len(),
+        entries: state.len(),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    Ok((state, stats))
+}
+
+fn replay_event(e: &LoggedEvent) -> ReplayEvent<'_> {
+    ReplayEvent {
+        seq: e.seq,
+        key: &e.key,
+        family: e.family,
+        op: e.op,
+        change: &e.change,
+        hash_after: e.hash_after,
+    }
+}
+
+/// One universe's value at a point in history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub universe: String,
+    pub run_id: Option<RunId>,
+    pub value: Option<Value>,
+    pub hash: Option<ContentHash>,
+    pub members: usize,
+}
+
+/// The value of `key` now (live row) or after a past run (replayed).
+///
+/// # Errors
+/// As `resolve` and `replay_state`.
+pub async fn show(
+    store: &dyn Store,
+    environment: &str,
+    key: &EntryKey,
+    at: At,
+) -> Result<Shown, HistoryError> {
+    let run_id = resolve(store, environment, at).await?;
+    let value = match run_id {
+        None => store.live_value(environment, key).await?,
+        Some(run) => replay_state(store, environment, run, Some(key))
+            .await?
+            .0
+            .remove(key)
+            .map(|(_, v)| v),
+    };
+    Ok(Shown {
+        universe: key.to_string(),
+        run_id,
+        hash: value.as_ref().map(hash_value),
+        members: value
+            .as_ref()
+            .map(|v| member_lists(v).iter().map(|(_, m)| m.len()).sum())
+            .unwrap_or(0),
+        value,
+    })
+}
+
+/// One member change in a history listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberMove {
+    pub ticker: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+/// One event in a history listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryLine {
+    pub seq: i64,
+    pub run_id: RunId,
+    pub as_of: Option<NaiveDate>,
+    pub recorded_at: DateTime<Utc>,
+    pub universe: String,
+    pub op: &'static str,
+    pub added: Vec<MemberMove>,
+    pub removed: Vec<MemberMove>,
+}
+
+/// Changes of one universe or of all (or only those that moved `symbol`), newest first.
+///
+/// # Errors
+/// Store errors.
+pub async fn history(
+    store: &dyn Store,
+    environment: &str,
+    key: Option<&EntryKey>,
+    symbol: Option<&str>,
+    limit: i64,
+) -> Result<Vec<HistoryLine>, HistoryError> {
+    let events = store
+        .read_events(
+            environment,
+            &EventFilter {
+                key: key.cloned(),
+                symbol: symbol.map(str::to_owned),
+                newest_first: true,
+                limit: Some(limit),
+                ..EventFilter::default()
+            },
+        )
+        .await?;
+    let runs: HashMap<RunId, Option<NaiveDate>> = store
+        .read_runs(environment, 100_000, 0)
+        .await?
+        .into_iter()
+        .map(|r| (r.run_id, r.as_of))
+        .collect();
+    let keep = |ticker: &str| symbol.is_none_or(|s| s == ticker);
+    Ok(events
+        .into_iter()
+        .map(|e| {
+            let lists = &e.change.lists;
+            HistoryLine {
+                seq: e.seq,
+                run_id: e.run_id,
+                as_of: runs.get(&e.run_id).copied().flatten(),
+                recorded_at: e.recorded_at,
+                universe: e.key.to_string(),
+                op: e.op.past_tense(),
+                added: lists
+                    .iter()
+                    .flat_map(|l| l.added.iter())
+                    .filter(|m| keep(&m.ticker))
+                    .map(|m| MemberMove {
+                        ticker: m.ticker.clone(),
+                        reason: m.reason.code.as_str().to_owned(),
+                        detail: m.reason.detail.clone(),
+                    })
+                    .collect(),
+                removed: lists
+                    .iter()
+                    .flat_map(|l| l.removed.iter())
+                    .filter(|m| keep(&m.ticker))
+                    .map(|m| MemberMove {
+                        ticker: m.ticker.clone(),
+                        reason: m.reason.code.as_str().to_owned(),
+                        detail: m.reason.detail.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+/// The result of `replay --verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    pub stats: ReplayStats,
+    /// Every entry's hash after the run, each checked against the hash the log recorded.
+    pub hashes: BTreeMap<String, ContentHash>,
+    pub verified: bool,
+}
+
+/// Rebuilds the whole owned catalog at `run_id`. Every value is checked against its logged hash
+/// while folding; with `verify`, the fold is also repeated from the first event (ignoring
+/// checkpoints) and both results must agree.
+///
+/// # Errors
+/// As `replay_state`; a disagreement between the checkpointed and the full replay is a
+/// `BadCheckpoint`.
+pub async fn replay(
+    store: &dyn Store,
+    environment: &str,
+    run_id: RunId,
+    verify: bool,
+) -> Result<ReplayReport, HistoryError> {
+    completed_run(store, environment, run_id).await?;
+    let (state, stats) = replay_state(store, environment, run_id, None).await?;
+    if verify && stats.checkpoint_run.is_some() {
+        let events = store
+            .read_events(
+                environment,
+                &EventFilter {
+                    up_to_run: Some(run_id),
+                    ..EventFilter::default()
+                },
+            )
+            .await?;
+        let mut full = State::new();
+        fold(&mut full, events.iter().map(replay_event))?;
+        let keys: BTreeSet<&EntryKey> = state.keys().chain(full.keys()).collect();
+        for key in keys {
+            let a = state.get(key).map(|(_, v)| hash_value(v));
+            let b = full.get(key).map(|(_, v)| hash_value(v));
+            if a != b {
+                return Err(HistoryError::BadCheckpoint {
+                    run_id: stats.checkpoint_run.unwrap_or(run_id),
+                    key: key.to_string(),
+                    stored: a.map(|h| h.to_hex()).unwrap_or_else(|| "absent".to_owned()),
+                    actual: b.map(|h| h.to_hex()).unwrap_or_else(|| "absent".to_owned()),
+                });
+            }
+        }
+    }
+    Ok(ReplayReport {
+        hashes: state
+            .iter()
+            .map(|(k, (_, v))| (k.to_string(), hash_value(v)))
+            .collect(),
+        stats,
+        verified: verify,
+    })
+}
+
+/// One live row that differs from the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    pub universe: String,
+    /// `edited`, `deleted` (the log says it exists) or `inserted` (the log never wrote it).
+    pub kind: &'static str,
+    pub logged_hash: Option<ContentHash>,
+    pub live_hash: Option<ContentHash>,
+    /// Tickers in the live row that the logged value does not have, and the reverse.
+    pub extra_members: Vec<String>,
+    pub missing_members: Vec<String>,
+}
+
+fn tickers(value: Option<&Value>) -> BTreeSet<String> {
+    value
+        .map(|v| {
+            member_lists(v)
+                .into_iter()
+                .flat_map(|(_, m)| m.into_iter().map(|m| m.ticker.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Describes how each drifted entry differs from what the log last recorded for it.
+///
+/// # Errors
+/// As `replay_state`.
+pub async fn describe_drift(
+    store: &dyn Store,
+    environment: &str,
+    drift: &[EntryKey],
+) -> Result<Vec<Difference>, HistoryError> {
+    let latest = store
+        .read_runs(environment, 1, 0)
+        .await?
+        .first()
+        .map(|r| r.run_id);
+    let mut out = Vec::new();
+    for key in drift {
+        let logged = match latest {
+            Some(run) => replay_state(store, environment, run, Some(key))
+                .await?
+                .0
+                .remove(key)
+                .map(|(_, v)| v),
+            None => None,
+        };
+        let live = store.live_value(environment, key).await?;
+        let kind = match (&logged, &live) {
+            (Some(_), None) => "deleted",
+            (None, Some(_)) => "inserted",
+            _ => "edited",
+        };
+        let (had, has) = (tickers(logged.as_ref()), tickers(live.as_ref()));
+        out.push(Difference {
+            universe: key.to_string(),
+            kind,
+            logged_hash: logged.as_ref().map(hash_value),
+            live_hash: live.as_ref().map(hash_value),
+            extra_members: has.difference(&had).cloned().collect(),
+            missing_members: had.difference(&has).cloned().collect(),
+        });
+    }
+    Ok(out)
+}
