@@ -223,6 +223,8 @@ fn request() -> RunRequest {
         trigger: Trigger::Test,
         now: Utc::now(),
         pause_before_commit: false,
+        job_id: "bench".to_owned(),
+        progress: None,
     }
 }
 

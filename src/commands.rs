@@ -2,15 +2,19 @@
 
 use crate::config::{Command, Config, FixtureArgs, FixturesCommand, Format, PlanArgs, RunArgs};
 use crate::domain::config::parse_toml;
+use crate::domain::events::Channels;
 use crate::domain::guard::GuardConfig;
-use crate::domain::types::RunId;
+use crate::domain::types::{EntryKey, RunId};
 use crate::fixtures::{FixtureParams, SyntheticMarket};
 use crate::history::{self, At, HistoryError};
+use crate::job::Progress;
 use crate::job::{self, JobConfig, JobError, PlanRequest, RollbackError, RunRequest};
+use crate::publish::Publisher;
 use crate::store::postgres::PgStore;
 use crate::store::{Store, StoreError, Trigger};
 use chrono::Utc;
 use serde::Serialize;
+use serde_json::json;
 
 /// Process exit codes (SPEC §12), documented for the pipeline coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +25,10 @@ pub enum Exit {
     Usage = 2,
     Refused = 3,
     Locked = 4,
-    /// `plan` only: changes are pending.
+    /// `plan` only: changes are pending (`verify`: rows differ from the log).
     Pending = 5,
+    /// `run --wait-for-import`: Phase 2 did not finish in time; nothing was run.
+    ImportTimeout = 6,
 }
 
 /// Why a command failed, with the exit code it maps to.
@@ -63,6 +69,9 @@ impl CliError {
 fn job_config(config: &Config) -> Result<JobConfig, CliError> {
     let mut job = JobConfig {
         environment: config.environment.clone(),
+        channels: Channels {
+            prefix: config.channel_prefix.clone(),
+        },
         ..JobConfig::default()
     };
     if let Some(path) = &config.config_file {
@@ -183,6 +192,23 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             force,
         } => rollback(&config, RunId(*to_run), *dry_run, *force).await,
         Command::Verify => verify(&config).await,
+        Command::Events {
+            follow,
+            from_seq,
+            universe,
+            relay,
+            limit,
+        } => {
+            events(
+                &config,
+                *follow,
+                *from_seq,
+                universe.as_ref(),
+                *relay,
+                *limit,
+            )
+            .await
+        }
         Command::Bench(args) => {
             let url = config.database_url.as_ref().ok_or_else(|| {
                 CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
@@ -293,35 +319,245 @@ async fn plan(config: &Config, args: &PlanArgs) -> Result<Exit, CliError> {
     })
 }
 
+fn publisher(config: &Config) -> Result<Option<Publisher>, CliError> {
+    config
+        .redis_url
+        .as_ref()
+        .map(|url| {
+            Publisher::new(
+                url.expose(),
+                Channels {
+                    prefix: config.channel_prefix.clone(),
+                },
+                config.stream_maxlen,
+            )
+            .map_err(|e| CliError::Usage(format!("REDIS_URL is not a usable Redis URL: {e}")))
+        })
+        .transpose()
+}
+
+/// Best-effort notice: an unreachable Redis is logged, never fatal.
+async fn notify(
+    publisher: Option<&Publisher>,
+    channel: impl FnOnce(&Channels) -> String,
+    event: &str,
+    payload: serde_json::Value,
+) {
+    if let Some(p) = publisher {
+        if let Err(e) = p.notify(&channel(p.channels()), event, &payload).await {
+            tracing::warn!(error = %e, event, "notice not published");
+        }
+    }
+}
+
+/// Publishes what the outbox holds; an outage leaves it there for the next relay.
+async fn relay(publisher: Option<&Publisher>, store: &PgStore) {
+    if let Some(p) = publisher {
+        match p.relay(store).await {
+            Ok(outcome) => tracing::info!(published = outcome.published, "events relayed"),
+            Err(e) => eprintln!(
+                "warning: events stay in the outbox ({e}); the next run or `cache-sync events --relay` publishes them"
+            ),
+        }
+    }
+}
+
+/// The most recent weekday on or before `today`: the trading day Phase 2 should have imported.
+fn expected_trading_day(today: chrono::NaiveDate) -> chrono::NaiveDate {
+    use chrono::Datelike as _;
+    let back = match today.weekday() {
+        chrono::Weekday::Sat => 1,
+        chrono::Weekday::Sun => 2,
+        _ => 0,
+    };
+    today - chrono::Duration::days(back)
+}
+
+async fn wait_for_import(
+    store: &PgStore,
+    publisher: Option<&Publisher>,
+    timeout: std::time::Duration,
+) -> Result<bool, CliError> {
+    let expected = expected_trading_day(Utc::now().date_naive());
+    let latest = {
+        let mut tx = store.begin().await?;
+        tx.latest_price_date().await?
+    };
+    if latest.is_some_and(|d| d >= expected) {
+        return Ok(true);
+    }
+    let publisher = publisher.ok_or_else(|| {
+        CliError::Usage(format!(
+            "ohlcv_daily's latest date is {} but {expected} is expected, and --wait-for-import needs REDIS_URL to hear Phase 2 finish",
+            latest.map_or("none".to_owned(), |d| d.to_string())
+        ))
+    })?;
+    publisher
+        .wait_for_import(timeout)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot wait for the import: {e}")))
+}
+
 async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
     store.migrate().await?;
+    let publisher = publisher(config)?;
+    let job_id = cli_job_id();
+    if args.wait_for_import && !wait_for_import(&store, publisher.as_ref(), args.timeout).await? {
+        let message = format!(
+            "Phase 2 did not announce completion within {}s",
+            args.timeout.as_secs()
+        );
+        notify(
+            publisher.as_ref(),
+            Channels::errors,
+            "cache_sync_failed",
+            json!({"job_id": job_id, "phase": "2.5", "error": message}),
+        )
+        .await;
+        eprintln!("error: {message}; nothing was run");
+        return Ok(Exit::ImportTimeout);
+    }
+    let mode = if args.plan.only.is_empty() {
+        "full".to_owned()
+    } else {
+        args.plan
+            .only
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    notify(
+        publisher.as_ref(),
+        Channels::sync_triggered,
+        "cache_sync_triggered",
+        json!({"job_id": job_id, "mode": mode, "force": args.force, "triggered_by": "cli"}),
+    )
+    .await;
+    notify(
+        publisher.as_ref(),
+        Channels::started,
+        "phase_started",
+        json!({"phase": "2.5", "job_id": job_id, "mode": mode}),
+    )
+    .await;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let forwarder = {
+        let publisher = publisher.clone();
+        let job_id = job_id.clone();
+        tokio::spawn(async move {
+            while let Some(p) = receiver.recv().await {
+                let payload = json!({"phase": "2.5", "job_id": job_id, "step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
+                notify(
+                    publisher.as_ref(),
+                    Channels::progress,
+                    "phase_progress",
+                    payload,
+                )
+                .await;
+            }
+        })
+    };
     let request = RunRequest {
         plan: plan_request(&args.plan),
         force: args.force,
         trigger: Trigger::Cli,
         now: Utc::now(),
         pause_before_commit: args.test_pause_before_commit,
+        job_id: job_id.clone(),
+        progress: Some(sender),
     };
-    match job::run(&store, &job, &request).await {
+    let result = job::run(&store, &job, &request).await;
+    drop(request);
+    // The forwarder ends once the request (the last sender) is gone.
+    let _ = forwarder.await;
+    relay(publisher.as_ref(), &store).await;
+    match result {
         Ok(report) => {
             print(config.format, &report, || report.to_text());
             Ok(Exit::Success)
         }
-        Err(JobError::Refused {
-            run_id,
-            refusals,
-            report,
-        }) => {
-            print(config.format, &report, || report.to_text());
-            Err(CliError::Job(JobError::Refused {
-                run_id,
-                refusals,
-                report,
-            }))
+        Err(error) => {
+            notify(
+                publisher.as_ref(),
+                Channels::errors,
+                "cache_sync_failed",
+                json!({"job_id": job_id, "phase": "2.5", "error": error.to_string()}),
+            )
+            .await;
+            if let JobError::Refused { report, .. } = &error {
+                print(config.format, report, || report.to_text());
+            }
+            Err(error.into())
         }
-        Err(e) => Err(e.into()),
+    }
+}
+
+async fn events(
+    config: &Config,
+    follow: bool,
+    from_seq: Option<i64>,
+    universe: Option<&EntryKey>,
+    relay_only: bool,
+    limit: i64,
+) -> Result<Exit, CliError> {
+    let store = connect(config).await?;
+    store.migrate().await?;
+    let publisher = publisher(config)?;
+    if relay_only {
+        let p = publisher.ok_or_else(|| CliError::Usage("--relay needs REDIS_URL".to_owned()))?;
+        let outcome = p.relay(&store).await.map_err(|e| {
+            CliError::Usage(format!("relay failed, events stay in the outbox: {e}"))
+        })?;
+        print(config.format, &outcome, || {
+            format!("Published {} pending events.\n", outcome.published)
+        });
+        return Ok(Exit::Success);
+    }
+    let rows = store.read_outbox(from_seq, universe, limit).await?;
+    let mut last_seq = from_seq.unwrap_or(0);
+    for row in &rows {
+        last_seq = last_seq.max(row.seq.unwrap_or(0));
+        print_event(
+            config.format,
+            &row.channel,
+            &crate::publish::envelope_of(row),
+        );
+    }
+    if follow {
+        let p = publisher.ok_or_else(|| CliError::Usage("--follow needs REDIS_URL".to_owned()))?;
+        p.follow(last_seq, |channel, event| {
+            let matches = universe.is_none_or(|u| {
+                event["payload"]["type"] == u.entry_type.as_str()
+                    && event["payload"]["name"] == u.name.as_str()
+                    && event["payload"]["key"] == u.key.as_str()
+            });
+            if matches {
+                print_event(config.format, channel, event);
+            }
+        })
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot follow the stream: {e}")))?;
+    }
+    Ok(Exit::Success)
+}
+
+fn print_event(format: Format, channel: &str, event: &serde_json::Value) {
+    match format {
+        Format::Json => println!("{}", json!({"channel": channel, "message": event})),
+        Format::Text => {
+            let p = &event["payload"];
+            let seq = p["seq"]
+                .as_i64()
+                .map_or(String::new(), |s| format!("seq {s} "));
+            println!(
+                "{seq}{channel} {} {}",
+                event["event"].as_str().unwrap_or(""),
+                p
+            );
+        }
     }
 }
 
@@ -355,6 +591,8 @@ async fn rollback(
         trigger: Trigger::Rollback,
         now: Utc::now(),
         pause_before_commit: false,
+        job_id: cli_job_id(),
+        progress: None,
     };
     match job::rollback(&store, &job, to_run, &request).await {
         Ok(report) => {
@@ -461,4 +699,14 @@ fn render_shown(shown: &history::Shown) -> String {
         ),
         _ => format!("{} did not exist {when}.\n", shown.universe),
     }
+}
+
+/// A job id for a run started from the command line: unique enough to tell runs apart in
+/// events (`cli-<unix millis>-<pid>`).
+fn cli_job_id() -> String {
+    format!(
+        "cli-{}-{}",
+        Utc::now().timestamp_millis(),
+        std::process::id()
+    )
 }

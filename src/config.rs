@@ -53,6 +53,28 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<Secret>,
 
+    /// Redis URL, e.g. redis://127.0.0.1:6379. Without it events wait in the outbox.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<Secret>,
+
+    /// Prefix of every Redis channel and stream name.
+    #[arg(
+        long,
+        env = "CACHE_SYNC_CHANNEL_PREFIX",
+        default_value = "tickstock",
+        global = true
+    )]
+    pub channel_prefix: String,
+
+    /// Approximate cap on the change stream's length (older entries are trimmed).
+    #[arg(
+        long,
+        env = "CACHE_SYNC_STREAM_MAXLEN",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub stream_maxlen: usize,
+
     /// The cache_entries environment the job owns.
     #[arg(
         long,
@@ -168,6 +190,25 @@ pub enum Command {
     ///
     /// Example: cache-sync verify
     Verify,
+    /// Print change events from the outbox (JSON lines with --format json), follow the Redis
+    /// stream, or publish pending events.
+    ///
+    /// Example: cache-sync events --from-seq 120 --universe stock_universe/market_cap/large_cap
+    Events {
+        /// Keep printing new universe events from the Redis stream (needs REDIS_URL).
+        #[arg(long)]
+        follow: bool,
+        /// Only universe events with a higher audit seq.
+        #[arg(long)]
+        from_seq: Option<i64>,
+        #[arg(long, value_parser = parse_universe)]
+        universe: Option<EntryKey>,
+        /// Publish events still pending in the outbox (after a Redis outage), then exit.
+        #[arg(long)]
+        relay: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// Measure load, compute, plan and run times on the synthetic market in a scratch database
     /// (created next to DATABASE_URL's database and dropped afterwards).
     ///
@@ -223,6 +264,13 @@ pub struct RunArgs {
     /// Apply even when a guard rail refuses (the run record says so).
     #[arg(long)]
     pub force: bool,
+    /// Wait for Phase 2 (import) to finish first: go at once when ohlcv_daily already has the
+    /// expected trading day, else wait for a message on {prefix}:import:completed.
+    #[arg(long)]
+    pub wait_for_import: bool,
+    /// How long --wait-for-import waits (e.g. 90s, 30m, 2h); exit code 6 on timeout.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
     /// Test hook: stop just before commit (the atomicity test kills the process there).
     #[arg(long, hide = true)]
     pub test_pause_before_commit: bool,
@@ -250,4 +298,23 @@ fn parse_family(text: &str) -> Result<Family, String> {
 
 fn parse_universe(text: &str) -> Result<EntryKey, String> {
     EntryKey::parse(text)
+}
+
+/// Parses `90s`, `30m`, `2h` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 30m or 2h"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}`: use s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod config;
 pub mod diff;
+pub mod events;
 pub mod fingerprint;
 pub mod guard;
 pub mod invariants;

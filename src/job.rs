@@ -5,6 +5,7 @@
 use crate::domain::catalog::{compute_catalog, Catalog, DesiredEntry};
 use crate::domain::config::{CatalogConfig, ConfigError, ConfigWarning, TomlFile};
 use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, Known, Op};
+use crate::domain::events::{run_events, Channels, RunFacts};
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
 use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
@@ -31,6 +32,8 @@ pub struct JobConfig {
     /// A full run writes a checkpoint (the whole owned catalog) once this many completed runs
     /// have passed since the last one, so replay never folds more than that many runs.
     pub checkpoint_every: i64,
+    /// Redis channel names the run's events are queued for.
+    pub channels: Channels,
 }
 
 impl Default for JobConfig {
@@ -40,6 +43,7 @@ impl Default for JobConfig {
             toml: None,
             guards: GuardConfig::default(),
             checkpoint_every: 20,
+            channels: Channels::default(),
         }
     }
 }
@@ -64,6 +68,31 @@ pub struct RunRequest {
     pub now: DateTime<Utc>,
     /// Test hook: stop forever just before commit, after announcing it on stderr.
     pub pause_before_commit: bool,
+    /// The caller's id for this job (API job id, or one made up by the CLI); events carry it.
+    pub job_id: String,
+    /// Where step progress goes while the run works (Redis, the API's job status).
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+}
+
+/// A step of a run, for progress displays.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Progress {
+    pub step: &'static str,
+    pub percent: u8,
+    pub entries_changed: usize,
+}
+
+impl RunRequest {
+    fn progress(&self, step: &'static str, percent: u8, entries_changed: usize) {
+        if let Some(sender) = &self.progress {
+            // A receiver that went away only means nobody watches any more.
+            let _ = sender.send(Progress {
+                step,
+                percent,
+                entries_changed,
+            });
+        }
+    }
 }
 
 /// Why a job did not complete.
@@ -519,6 +548,7 @@ async fn run_with(
     if tx.try_lock_writer().await? == LockOutcome::HeldElsewhere {
         return Err(JobError::LockHeld);
     }
+    request.progress("planning", 10, 0);
     let prepared = prepare(
         tx.as_mut(),
         job,
@@ -527,6 +557,7 @@ async fn run_with(
         target.map(|t| t.1),
     )
     .await?;
+    request.progress("planned", 50, prepared.deltas.len());
     if !prepared.violations.is_empty() {
         return Err(JobError::Invariant(prepared.violations));
     }
@@ -609,9 +640,19 @@ async fn run_with(
     record.report = report.to_json();
     record.finished_at =
         request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
-    let run_id = tx
+    let appended = tx
         .append_run(&record, &prepared.deltas, &prepared.recheck)
         .await?;
+    let run_id = appended.run_id;
+    let facts = RunFacts {
+        run_id,
+        job_id: &request.job_id,
+        mode: &record.families,
+        status: "completed",
+        duration_seconds: started.elapsed().as_secs_f64(),
+    };
+    let events = run_events(&job.channels, &facts, &prepared.deltas, &appended.seqs);
+    tx.append_outbox(run_id, &job.environment, &events).await?;
     if prepared.selection.is_all()
         && tx.runs_since_checkpoint(&job.environment).await? >= job.checkpoint_every
     {
@@ -630,8 +671,10 @@ async fn run_with(
         eprintln!("cache-sync: paused before commit (test hook)");
         std::future::pending::<()>().await;
     }
+    request.progress("committing", 90, prepared.deltas.len());
     let step = Instant::now();
     tx.commit().await?;
+    request.progress("committed", 100, prepared.deltas.len());
     report.timings.commit_ms = step.elapsed().as_secs_f64() * 1e3;
     report.run_id = Some(run_id);
     report.duration_seconds = started.elapsed().as_secs_f64();

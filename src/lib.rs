@@ -23,6 +23,7 @@ pub mod fixtures;
 pub mod fixtures_loader;
 pub mod history;
 pub mod job;
+pub mod publish;
 pub mod report;
 pub mod store;
 pub mod telemetry;

@@ -182,6 +182,28 @@ pub struct Checkpoint {
     pub entries: Vec<(EntryKey, Family, serde_json::Value, ContentHash)>,
 }
 
+/// What appending a run wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendedRun {
+    pub run_id: RunId,
+    /// The audit `seq` of each delta, in delta order.
+    pub seqs: Vec<i64>,
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub outbox_id: i64,
+    pub run_id: RunId,
+    pub seq: Option<i64>,
+    pub channel: String,
+    pub also_channel: Option<String>,
+    pub event: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
 /// Whether this session got the single-writer lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockOutcome {
@@ -243,6 +265,21 @@ pub trait Store: Send + Sync {
         key: &EntryKey,
     ) -> Result<Option<serde_json::Value>, StoreError>;
 
+    /// Outbox events not yet published, oldest first.
+    async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Marks outbox events as published.
+    async fn mark_published(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Outbox events (published or not) for operators: universe events with `seq` above
+    /// `after_seq` (only one universe's when given), or the newest `limit` of all kinds.
+    async fn read_outbox(
+        &self,
+        after_seq: Option<i64>,
+        universe: Option<&EntryKey>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+
     /// Writes one day of the synthetic market: upserts the symbol rows, adds the bars.
     async fn load_market_rows(
         &self,
@@ -302,7 +339,15 @@ pub trait StoreTx: Send {
         run: &NewRun,
         deltas: &[Delta],
         recheck: &[EntryKey],
-    ) -> Result<RunId, StoreError>;
+    ) -> Result<AppendedRun, StoreError>;
+
+    /// Queues the run's change events in the outbox (same transaction as the deltas).
+    async fn append_outbox(
+        &mut self,
+        run_id: RunId,
+        environment: &str,
+        events: &[crate::domain::events::OutgoingEvent],
+    ) -> Result<(), StoreError>;
 
     /// Runs of `environment` that completed since its last checkpoint (all of them if none).
     async fn runs_since_checkpoint(&mut self, environment: &str) -> Result<i64, StoreError>;

@@ -2,10 +2,11 @@
 //! never spliced into SQL text.
 
 mod audit;
+mod outbox;
 
 use super::{
-    Checkpoint, EntryHead, EventFilter, LockOutcome, LoggedEvent, NewRun, QueryContext,
-    RowIdentity, RunSummary, Store, StoreError, StoreTx, StoredRow, UniqueConstraint,
+    AppendedRun, Checkpoint, EntryHead, EventFilter, LockOutcome, LoggedEvent, NewRun, OutboxRow,
+    QueryContext, RowIdentity, RunSummary, Store, StoreError, StoreTx, StoredRow, UniqueConstraint,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
@@ -180,6 +181,23 @@ impl Store for PgStore {
         key: &EntryKey,
     ) -> Result<Option<serde_json::Value>, StoreError> {
         audit::live_value(&self.pool, environment, key).await
+    }
+
+    async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        outbox::pending(&self.pool, limit).await
+    }
+
+    async fn mark_published(&self, ids: &[i64]) -> Result<(), StoreError> {
+        outbox::mark_published(&self.pool, ids).await
+    }
+
+    async fn read_outbox(
+        &self,
+        after_seq: Option<i64>,
+        universe: Option<&EntryKey>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        outbox::read(&self.pool, after_seq, universe, limit).await
     }
 
     async fn load_market_rows(
@@ -545,7 +563,7 @@ impl StoreTx for PgTx {
         run: &NewRun,
         deltas: &[Delta],
         recheck: &[EntryKey],
-    ) -> Result<RunId, StoreError> {
+    ) -> Result<AppendedRun, StoreError> {
         // lz4 compresses the large jsonb values several times faster than the default pglz;
         // only for this transaction, and only where the server was built with it.
         let lz4: bool = sqlx::query_scalar(
@@ -564,11 +582,20 @@ impl StoreTx for PgTx {
         let run_id = next_run_id(&mut self.tx).await?;
         let heads = self.entry_heads(&run.environment).await?;
         apply_entries(&mut self.tx, &run.environment, deltas).await?;
-        append_events(&mut self.tx, run_id, &run.environment, deltas, &heads).await?;
+        let seqs = append_events(&mut self.tx, run_id, &run.environment, deltas, &heads).await?;
         insert_run(&mut self.tx, run_id, run).await?;
         let keys: Vec<&EntryKey> = recheck.iter().collect();
         record_row_versions(&mut self.tx, &run.environment, &keys).await?;
-        Ok(run_id)
+        Ok(AppendedRun { run_id, seqs })
+    }
+
+    async fn append_outbox(
+        &mut self,
+        run_id: RunId,
+        environment: &str,
+        events: &[crate::domain::events::OutgoingEvent],
+    ) -> Result<(), StoreError> {
+        outbox::append(&mut *self.tx, run_id, environment, events).await
     }
 
     async fn runs_since_checkpoint(&mut self, environment: &str) -> Result<i64, StoreError> {
@@ -655,9 +682,9 @@ async fn append_events(
     environment: &str,
     deltas: &[Delta],
     heads: &HashMap<EntryKey, EntryHead>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     if deltas.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut seqs: Vec<i64> = sqlx::query_scalar(
         "select nextval(pg_get_serial_sequence('cache_sync_event', 'seq')) from generate_series(1, $1)",
@@ -735,7 +762,7 @@ async fn append_events(
     .during("moving entry heads")?;
     let written: Vec<&EntryKey> = moves.iter().map(|&i| &deltas[i].key).collect();
     record_row_versions(tx, environment, &written).await?;
-    Ok(())
+    Ok(seqs)
 }
 
 /// Records the current row version of each entry in its head, so the next run can skip

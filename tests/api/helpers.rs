@@ -225,6 +225,8 @@ pub fn run_request(force: bool) -> RunRequest {
         trigger: Trigger::Test,
         now: Utc.with_ymd_and_hms(2026, 3, 2, 22, 0, 0).unwrap(),
         pause_before_commit: false,
+        job_id: "test".to_owned(),
+        progress: None,
     }
 }
 

@@ -1,0 +1,229 @@
+//! Redis: the relay that publishes the outbox after commit (in order, marking what it sent), the
+//! best-effort notices of a run in progress, and Phase 2's completion signal. Nothing here is
+//! called inside a database transaction.
+
+use crate::domain::events::{envelope, Channels};
+use crate::store::{OutboxRow, Store, StoreError};
+use chrono::{SecondsFormat, Utc};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Rows the relay reads and publishes per round trip.
+const BATCH: i64 = 1000;
+
+/// Why publishing failed (the outbox keeps the events; the next relay retries).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("Redis is not reachable: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one relay pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RelayOutcome {
+    pub published: usize,
+    /// Universe events the stream already held (a relay that died before marking).
+    pub already_in_stream: usize,
+}
+
+/// Publishes to one Redis.
+#[derive(Clone)]
+pub struct Publisher {
+    client: redis::Client,
+    channels: Channels,
+    stream_maxlen: usize,
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Publisher {
+    /// A publisher for `url` (`redis://host:port`); connects lazily.
+    ///
+    /// # Errors
+    /// A malformed URL.
+    pub fn new(url: &str, channels: Channels, stream_maxlen: usize) -> Result<Self, PublishError> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            channels,
+            stream_maxlen,
+        })
+    }
+
+    /// The channel names in use.
+    pub fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, PublishError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
+    /// Publishes every pending outbox event in order and marks it published; universe events
+    /// also go to their own channel and to the stream (id `{seq}-1`, capped at the configured
+    /// length). Stops at the first Redis error, leaving the rest pending.
+    ///
+    /// # Errors
+    /// Redis or store errors; whatever was published before stays marked.
+    pub async fn relay(&self, store: &dyn Store) -> Result<RelayOutcome, PublishError> {
+        let mut outcome = RelayOutcome::default();
+        let mut con = self.connect().await?;
+        let stream = self.channels.stream();
+        loop {
+            let rows = store.pending_outbox(BATCH).await?;
+            if rows.is_empty() {
+                return Ok(outcome);
+            }
+            // The stream refuses ids at or below its last one; skip what it already holds.
+            let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+                .arg(&stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut con)
+                .await
+                .unwrap_or_default();
+            let last_seq = last
+                .first()
+                .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok())
+                .unwrap_or(0);
+            let mut pipe = redis::pipe();
+            for row in &rows {
+                let message = envelope_of(row).to_string();
+                pipe.cmd("PUBLISH").arg(&row.channel).arg(&message).ignore();
+                if let Some(also) = &row.also_channel {
+                    pipe.cmd("PUBLISH").arg(also).arg(&message).ignore();
+                }
+                if let Some(seq) = row.seq {
+                    if seq > last_seq {
+                        pipe.cmd("XADD")
+                            .arg(&stream)
+                            .arg("MAXLEN")
+                            .arg("~")
+                            .arg(self.stream_maxlen)
+                            .arg(format!("{seq}-1"))
+                            .arg("seq")
+                            .arg(seq)
+                            .arg("event")
+                            .arg(&message)
+                            .ignore();
+                    } else {
+                        outcome.already_in_stream += 1;
+                    }
+                }
+            }
+            pipe.query_async::<()>(&mut con).await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.outbox_id).collect();
+            store.mark_published(&ids).await?;
+            outcome.published += rows.len();
+        }
+    }
+
+    /// Publishes a notice now, not through the outbox (run started, progress, errors): losing
+    /// one during an outage loses nothing the log does not hold.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn notify(
+        &self,
+        channel: &str,
+        event: &str,
+        payload: &Value,
+    ) -> Result<(), PublishError> {
+        let mut con = self.connect().await?;
+        let message = envelope(event, &now_text(), payload).to_string();
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query_async::<i64>(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a message on Phase 2's completion channel. `Ok(false)` on
+    /// timeout.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn wait_for_import(&self, timeout: Duration) -> Result<bool, PublishError> {
+        use futures_util::StreamExt as _;
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.channels.import_completed()).await?;
+        let mut messages = pubsub.on_message();
+        Ok(tokio::time::timeout(timeout, messages.next()).await.is_ok())
+    }
+}
+
+/// One stream's entries as XREAD returns them: `(stream, [(id, [(field, value)])])`.
+type StreamReply = (String, Vec<(String, Vec<(String, String)>)>);
+
+/// The envelope of an outbox row, stamped with the time the run queued it.
+pub fn envelope_of(row: &OutboxRow) -> Value {
+    envelope(
+        &row.event,
+        &row.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        &row.payload,
+    )
+}
+
+impl Publisher {
+    /// Reads the change stream from after `from_seq` and hands each entry to `sink`, blocking
+    /// for new ones; runs until the connection fails.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn follow(
+        &self,
+        from_seq: i64,
+        mut sink: impl FnMut(&str, &Value),
+    ) -> Result<(), PublishError> {
+        let mut con = self.connect_blocking().await?;
+        let stream = self.channels.stream();
+        let mut last_id = format!("{from_seq}-1");
+        loop {
+            let reply: Option<Vec<StreamReply>> =
+                redis::cmd("XREAD")
+                    .arg("BLOCK")
+                    .arg(5000)
+                    .arg("STREAMS")
+                    .arg(&stream)
+                    .arg(&last_id)
+                    .query_async(&mut con)
+                    .await?;
+            for (_, entries) in reply.unwrap_or_default() {
+                for (id, fields) in entries {
+                    if let Some((_, text)) = fields.iter().find(|(k, _)| k == "event") {
+                        if let Ok(event) = serde_json::from_str::<Value>(text) {
+                            sink(&stream, &event);
+                        }
+                    }
+                    last_id = id;
+                }
+            }
+        }
+    }
+
+    async fn connect_blocking(&self) -> Result<MultiplexedConnection, PublishError> {
+        // XREAD BLOCK holds the reply for up to its own timeout.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(30)));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+}
