@@ -42,7 +42,7 @@ impl Default for JobConfig {
             environment: "DEFAULT".to_owned(),
             toml: None,
             guards: GuardConfig::default(),
-            checkpoint_every: 20,
+            checkpoint_every: 10,
             channels: Channels::default(),
         }
     }
@@ -313,9 +313,18 @@ async fn prepare(
     timings.compute_ms = step.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();
+    let heads = tx.entry_heads(&job.environment).await?;
+    // Scopes the job wrote before stay owned after the configuration drops them (a removed
+    // theme or renamed category): their rows are deleted rather than left stale.
+    for (key, head) in &heads {
+        if head.hash.is_some() {
+            if let Some(family) = Family::owning(&key.scope()).filter(|f| selection.contains(*f)) {
+                catalog.scopes.entry(key.scope()).or_insert(family);
+            }
+        }
+    }
     let scopes: Vec<_> = catalog.scopes.keys().cloned().collect();
     let rows = tx.load_rows(&job.environment, &scopes).await?;
-    let heads = tx.entry_heads(&job.environment).await?;
     let loaded = load_current(tx, &rows, &heads, &catalog).await?;
     let (current, unchanged, drift) = (loaded.current, loaded.unchanged, loaded.drift);
     let previous_hash = tx.last_config_hash(&job.environment).await?;
@@ -340,7 +349,8 @@ async fn prepare(
     };
     let deltas = diff(&catalog, &current, &ctx, &known);
     // Invariants guard what is written; a run that writes nothing has nothing to check.
-    let violations = if deltas.is_empty() {
+    // A rollback restores a past state on purpose, members since delisted included.
+    let violations = if deltas.is_empty() || rollback {
         Vec::new()
     } else {
         check_catalog(&catalog, &securities, &config)

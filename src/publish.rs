@@ -194,15 +194,14 @@ impl Publisher {
         let stream = self.channels.stream();
         let mut last_id = format!("{from_seq}-1");
         loop {
-            let reply: Option<Vec<StreamReply>> =
-                redis::cmd("XREAD")
-                    .arg("BLOCK")
-                    .arg(5000)
-                    .arg("STREAMS")
-                    .arg(&stream)
-                    .arg(&last_id)
-                    .query_async(&mut con)
-                    .await?;
+            let reply: Option<Vec<StreamReply>> = redis::cmd("XREAD")
+                .arg("BLOCK")
+                .arg(5000)
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(&last_id)
+                .query_async(&mut con)
+                .await?;
             for (_, entries) in reply.unwrap_or_default() {
                 for (id, fields) in entries {
                     if let Some((_, text)) = fields.iter().find(|(k, _)| k == "event") {

@@ -255,14 +255,22 @@ pub fn diff(
                     hash_before: Some(before),
                     hash_after: Some(desired.hash),
                     value_after: Some(desired.value.clone()),
-                    change: updated(
-                        desired.family,
-                        &key.key,
-                        &row.value,
-                        &desired.value,
-                        ctx,
-                        force,
-                    ),
+                    change: {
+                        let mut change = updated(
+                            desired.family,
+                            &key.key,
+                            &row.value,
+                            &desired.value,
+                            ctx,
+                            force,
+                        );
+                        if force == Some(ReasonCode::ManualDrift) {
+                            // The patch is against the hand-edited row, which the log never saw:
+                            // replay needs the whole value.
+                            change.value = Some(desired.value.clone());
+                        }
+                        change
+                    },
                 });
             }
         }

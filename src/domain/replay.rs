@@ -30,11 +30,24 @@ pub fn apply_change(
     op: Op,
     change: &EntryChange,
 ) -> Result<Option<Value>, ReplayError> {
+    apply_change_owned(before.cloned(), op, change)
+}
+
+/// As `apply_change`, consuming the value before (replay folds without copying entries).
+///
+/// # Errors
+/// A `ReplayError` when the change does not fit `before`.
+pub fn apply_change_owned(
+    before: Option<Value>,
+    op: Op,
+    change: &EntryChange,
+) -> Result<Option<Value>, ReplayError> {
     if change.duplicate_row {
-        return before.cloned().map(Some).ok_or(ReplayError::MissingBefore);
+        return before.map(Some).ok_or(ReplayError::MissingBefore);
     }
     match op {
-        Op::Delete => before.map(|_| None).ok_or(ReplayError::MissingBefore),
+        // A delete of a row the log never created (inserted by hand) leaves nothing, as before.
+        Op::Delete => Ok(None),
         Op::Create => change
             .value
             .clone()
@@ -44,7 +57,7 @@ pub fn apply_change(
             if let Some(value) = &change.value {
                 return Ok(Some(value.clone()));
             }
-            let mut value = before.cloned().ok_or(ReplayError::MissingBefore)?;
+            let mut value = before.ok_or(ReplayError::MissingBefore)?;
             if let Some(scalars) = &change.scalars {
                 set_scalars(&mut value, scalars);
             }
@@ -181,13 +194,14 @@ pub fn fold<'a>(
     events: impl IntoIterator<Item = ReplayEvent<'a>>,
 ) -> Result<(), FoldError> {
     for event in events {
-        let before = state.get(event.key).map(|(_, v)| v);
-        let after =
-            apply_change(before, event.op, event.change).map_err(|error| FoldError::Apply {
+        let before = state.remove(event.key).map(|(_, v)| v);
+        let after = apply_change_owned(before, event.op, event.change).map_err(|error| {
+            FoldError::Apply {
                 seq: event.seq,
                 key: event.key.to_string(),
                 error,
-            })?;
+            }
+        })?;
         match after {
             Some(value) => {
                 if !event.change.duplicate_row {
@@ -203,9 +217,7 @@ pub fn fold<'a>(
                 }
                 state.insert(event.key.clone(), (event.family, value));
             }
-            None => {
-                state.remove(event.key);
-            }
+            None => {}
         }
     }
     Ok(())

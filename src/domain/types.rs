@@ -137,6 +137,23 @@ impl Family {
         }
     }
 
+    /// The family whose entries live in `scope`, by the catalog's naming (SPEC §4).
+    pub fn owning(scope: &Scope) -> Option<Family> {
+        Some(match (scope.entry_type.as_str(), scope.name.as_str()) {
+            ("stock_universe", "market_cap") => Family::MarketCap,
+            ("stock_universe", "market_leaders") => Family::MarketLeaders,
+            ("stock_universe", "sector_leaders") => Family::SectorLeaders,
+            ("stock_universe", "industry") => Family::Industry,
+            ("stock_universe", "themes") | ("themes", _) => Family::Themes,
+            ("stock_universe", "complete") | ("etf_universe", "complete") => Family::Complete,
+            ("stock_universe", "ipos") => Family::Ipos,
+            ("etf_universe", _) => Family::Etfs,
+            ("stock_stats", "universe") => Family::Stats,
+            ("stock_etf_combo", "stock_etf_test") => Family::Combo,
+            _ => return None,
+        })
+    }
+
     /// Parses a family name.
     ///
     /// # Errors

@@ -147,7 +147,11 @@ fn member_changes(change: &Value) -> Vec<(String, &'static str, String, String)>
     let mut out = Vec::new();
     for list in change["lists"].as_array().into_iter().flatten() {
         let path = list["path"].as_str().unwrap_or_default().to_owned();
-        for (kind, field) in [("added", "added"), ("removed", "removed"), ("changed", "changed")] {
+        for (kind, field) in [
+            ("added", "added"),
+            ("removed", "removed"),
+            ("changed", "changed"),
+        ] {
             for m in list[field].as_array().into_iter().flatten() {
                 let reason = if kind == "changed" {
                     m["reason"].as_str()
@@ -168,8 +172,16 @@ fn member_changes(change: &Value) -> Vec<(String, &'static str, String, String)>
 
 /// A delta as a comparable line: op, entry, hashes, tickers added and removed with reasons.
 fn delta_signature(d: &DeltaLine) -> String {
-    let mut added: Vec<String> = d.added.iter().map(|m| format!("{}:{}", m.ticker, m.reason)).collect();
-    let mut removed: Vec<String> = d.removed.iter().map(|m| format!("{}:{}", m.ticker, m.reason)).collect();
+    let mut added: Vec<String> = d
+        .added
+        .iter()
+        .map(|m| format!("{}:{}", m.ticker, m.reason))
+        .collect();
+    let mut removed: Vec<String> = d
+        .removed
+        .iter()
+        .map(|m| format!("{}:{}", m.ticker, m.reason))
+        .collect();
     added.sort();
     removed.sort();
     format!(
@@ -203,7 +215,8 @@ fn describe(out: &Output) -> String {
 }
 
 fn json_out(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", describe(out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", describe(out)))
 }
 
 /// Run ids of the runs that wrote checkpoints, ascending.
@@ -250,7 +263,8 @@ const QUANTUM_UNIVERSE: &str = "stock_universe/themes/quantum";
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as_it_was_after_that_run() {
+async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as_it_was_after_that_run(
+) {
     let db = TestDb::new().await;
     let market = market(4242, 62);
     let job = job_config(7);
@@ -280,7 +294,10 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         "configuration_change",
         "rank_change",
     ] {
-        assert!(reasons.get(code).copied().unwrap_or(0) > 0, "no `{code}` member change in {reasons:?}");
+        assert!(
+            reasons.get(code).copied().unwrap_or(0) > 0,
+            "no `{code}` member change in {reasons:?}"
+        );
     }
     let quantum_night = nights.iter().find(|n| n.day == 30).unwrap();
     assert!(quantum_night.hashes.contains_key(QUANTUM_LIST));
@@ -297,9 +314,17 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
     for night in &nights {
         let run = night.run_id;
         let (hashes, stats) = replayed(&db, run).await;
-        assert_eq!(hashes, night.hashes, "replay of run {run} (night {})", night.day);
+        assert_eq!(
+            hashes, night.hashes,
+            "replay of run {run} (night {})",
+            night.day
+        );
         let expected_checkpoint = checkpoints.iter().copied().filter(|&c| c <= run.0).max();
-        assert_eq!(stats.checkpoint_run.map(|r| r.0), expected_checkpoint, "run {run}");
+        assert_eq!(
+            stats.checkpoint_run.map(|r| r.0),
+            expected_checkpoint,
+            "run {run}"
+        );
         assert!(
             run.0 - expected_checkpoint.unwrap_or(0) <= 7,
             "replay of run {run} folds at most 7 runs past its checkpoint"
@@ -316,13 +341,23 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
             .await
             .unwrap_or_else(|e| panic!("replay --verify of run {run}: {e}"));
         assert!(report.verified);
-        let verified: Hashes = report.hashes.iter().map(|(k, h)| (k.clone(), h.to_hex())).collect();
+        let verified: Hashes = report
+            .hashes
+            .iter()
+            .map(|(k, h)| (k.clone(), h.to_hex()))
+            .collect();
         assert_eq!(verified, night.hashes, "replay --verify of run {run}");
     }
-    assert!(from_checkpoint >= 40, "most replays start from a checkpoint ({from_checkpoint})");
+    assert!(
+        from_checkpoint >= 40,
+        "most replays start from a checkpoint ({from_checkpoint})"
+    );
 
     // One entry at a few runs, through `show`.
-    for night in nights.iter().filter(|n| [1, 7, 29, 30, 44, 45, 62].contains(&n.day)) {
+    for night in nights
+        .iter()
+        .filter(|n| [1, 7, 29, 30, 44, 45, 62].contains(&n.day))
+    {
         for universe in [LARGE_CAP, QUANTUM_LIST, "stock_universe/themes/ai"] {
             let shown = history::show(&db.store, ENV, &key(universe), At::Run(night.run_id))
                 .await
@@ -339,37 +374,69 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         }
     }
     // `show` now reads the live row.
-    let now = history::show(&db.store, ENV, &key(LARGE_CAP), At::Now).await.unwrap();
+    let now = history::show(&db.store, ENV, &key(LARGE_CAP), At::Now)
+        .await
+        .unwrap();
     assert_eq!(now.run_id, None);
-    assert_eq!(now.value, db.value("stock_universe", "market_cap", "large_cap").await);
+    assert_eq!(
+        now.value,
+        db.value("stock_universe", "market_cap", "large_cap").await
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. Rollback
 // ---------------------------------------------------------------------------------------------
 
-/// `mega_cap`'s lower bound lowered to $15B on night 8: the band more than doubles, so rolling
-/// back past it removes most of its members (a mass removal).
+/// `mega_cap`'s lower bound lowered to $15B: the band more than doubles, so rolling back past
+/// it removes most of its members (a mass removal).
 const MEGA_CAP_LOWERED: &str = "insert into cache_entries (type, name, key, value, environment)
     values ('cache_config', 'market_cap_thresholds', 'mega_cap', '15000000000', 'DEFAULT')";
 
+/// Executes `sql`, then runs (forced) on the data already loaded: a night whose only change is
+/// the configuration.
+async fn config_night(db: &TestDb, job: &JobConfig, day: usize, sql: &str) -> Night {
+    sqlx::raw_sql(sql).execute(db.pool()).await.unwrap();
+    let report = job::run(&db.store, job, &run_request(true))
+        .await
+        .expect("run");
+    Night {
+        day,
+        run_id: report.run_id.unwrap(),
+        hashes: live_hashes(db).await,
+    }
+}
+
+/// Ten nights of market data, then two nights that only change the configuration (a new theme,
+/// then `mega_cap` lowered). The rollback target is the last market night, so the rollback
+/// undoes configuration-driven changes only: every member of the target state is still an
+/// active symbol (see `a_rollback_to_a_run_before_a_delisting_restores_that_state` for a target
+/// further back).
 #[tokio::test]
 async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appends_to_the_log() {
     let db = TestDb::new().await;
-    let market = market(777, 14);
+    let market = market(777, 12);
     let job = job_config(5);
-    let nights = simulate(&db, &market, &job, 12, &[(6, QUANTUM), (8, MEGA_CAP_LOWERED)]).await;
-    let target = nights[2].run_id; // night 3, before both configuration changes
+    let mut nights = simulate(&db, &market, &job, 10, &[]).await;
+    nights.push(config_night(&db, &job, 10, QUANTUM).await);
+    nights.push(config_night(&db, &job, 10, MEGA_CAP_LOWERED).await);
+    let target_night = 9; // the last market night, before both configuration changes
+    let target = nights[target_night].run_id;
     let last_nightly = nights.last().unwrap().run_id;
     let pre = live_hashes(&db).await;
-    assert_ne!(pre, nights[2].hashes, "the catalog moved since night 3");
+    assert_ne!(
+        pre, nights[target_night].hashes,
+        "the catalog moved since the target"
+    );
     let (target_hashes, _) = replayed(&db, target).await;
-    assert_eq!(target_hashes, nights[2].hashes);
+    assert_eq!(target_hashes, nights[target_night].hashes);
 
     // --- The dry run (library) writes nothing and names the mass removal.
     db.count_writes().await;
     let before = written(&db).await;
-    let plan = job::plan_rollback(&db.store, &job, target, today()).await.unwrap();
+    let plan = job::plan_rollback(&db.store, &job, target, today())
+        .await
+        .unwrap();
     assert!(plan.has_changes());
     assert!(
         plan.refusals.iter().any(|r| matches!(
@@ -379,11 +446,17 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
         "rolling mega_cap back to $200B removes most of its members: {:?}",
         plan.refusals
     );
-    assert!(plan.refusals.iter().all(|r| !r.is_about_input()), "{:?}", plan.refusals);
     assert!(
-        plan.deltas.iter().any(|d| d.op == tickstock_cache_sync::domain::diff::Op::Delete
-            && format!("{}/{}/{}", d.entry_type, d.name, d.key) == QUANTUM_UNIVERSE),
-        "the theme added after night 3 is deleted"
+        plan.refusals.iter().all(|r| !r.is_about_input()),
+        "{:?}",
+        plan.refusals
+    );
+    assert!(
+        plan.deltas
+            .iter()
+            .any(|d| d.op == tickstock_cache_sync::domain::diff::Op::Delete
+                && format!("{}/{}/{}", d.entry_type, d.name, d.key) == QUANTUM_UNIVERSE),
+        "the theme added after the target is deleted"
     );
     assert_eq!(written(&db).await, before, "plan_rollback wrote nothing");
     assert_eq!(db.writes().await, 0);
@@ -393,17 +466,35 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
     let out = cache_sync_cli(&db, &["rollback", "--to-run", &target_arg, "--dry-run"]);
     assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
     assert!(text(&out.stdout).contains(MEGA_CAP), "{}", describe(&out));
-    let out = cache_sync_cli(&db, &["rollback", "--to-run", &target_arg, "--dry-run", "--format", "json"]);
+    let out = cache_sync_cli(
+        &db,
+        &[
+            "rollback",
+            "--to-run",
+            &target_arg,
+            "--dry-run",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
     let dry = json_out(&out);
     assert_eq!(dry["deltas"].as_array().unwrap().len(), plan.deltas.len());
-    assert_eq!(written(&db).await, before, "rollback --dry-run wrote nothing");
+    assert_eq!(
+        written(&db).await,
+        before,
+        "rollback --dry-run wrote nothing"
+    );
     assert_eq!(db.writes().await, 0);
 
     // --- Without force the mass-change guard refuses it: exit 3, one refused run record.
     let out = cache_sync_cli(&db, &["rollback", "--to-run", &target_arg]);
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    assert!(text(&out.stdout).contains(&format!("GUARD: {MEGA_CAP}")), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("GUARD: {MEGA_CAP}")),
+        "{}",
+        describe(&out)
+    );
     let after_refusal = written(&db).await;
     assert_eq!(after_refusal.entries, before.entries);
     assert_eq!(after_refusal.events, before.events);
@@ -426,7 +517,10 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
     assert!(rollback_run > last_nightly);
     assert_eq!(report.status, RunStatus::Completed);
     let live = live_hashes(&db).await;
-    assert_eq!(live, target_hashes, "the live catalog is the replay of run {target}");
+    assert_eq!(
+        live, target_hashes,
+        "the live catalog is the replay of run {target}"
+    );
     assert_eq!(
         signatures(&report.deltas),
         signatures(&plan.deltas),
@@ -439,12 +533,18 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
             .fetch_one(db.pool())
             .await
             .unwrap();
-    assert_eq!((trigger.as_str(), status.as_str()), ("rollback", "completed"));
+    assert_eq!(
+        (trigger.as_str(), status.as_str()),
+        ("rollback", "completed")
+    );
     assert!(families.contains(&target.to_string()), "{families}");
 
     let changes = run_changes(&db, rollback_run).await;
     assert_eq!(changes.len(), report.deltas.len(), "one event per delta");
-    let members: Vec<_> = changes.iter().flat_map(|(_, c)| member_changes(c)).collect();
+    let members: Vec<_> = changes
+        .iter()
+        .flat_map(|(_, c)| member_changes(c))
+        .collect();
     assert!(members.iter().any(|m| m.1 == "added") && members.iter().any(|m| m.1 == "removed"));
     for (entry, change) in &changes {
         for (_, kind, ticker, reason) in member_changes(change) {
@@ -464,9 +564,21 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
     assert_eq!(at_rollback, live);
 
     // --- Rolling back the rollback restores the state before it (CLI, forced: exit 0).
-    let out = cache_sync_cli(&db, &["rollback", "--to-run", &last_nightly.0.to_string(), "--force"]);
+    let out = cache_sync_cli(
+        &db,
+        &[
+            "rollback",
+            "--to-run",
+            &last_nightly.0.to_string(),
+            "--force",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(live_hashes(&db).await, pre, "rolling back the rollback restores the catalog");
+    assert_eq!(
+        live_hashes(&db).await,
+        pre,
+        "rolling back the rollback restores the catalog"
+    );
     let second: i64 = sqlx::query_scalar("select max(run_id) from cache_sync_run where trigger = 'rollback' and status = 'completed'")
         .fetch_one(db.pool())
         .await
@@ -477,17 +589,72 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
 
     // Every past run still replays exactly, nightly and rollback runs alike.
     for night in &nights {
-        assert_eq!(replayed(&db, night.run_id).await.0, night.hashes, "run {}", night.run_id);
-        history::replay(&db.store, ENV, night.run_id, true).await.unwrap();
+        assert_eq!(
+            replayed(&db, night.run_id).await.0,
+            night.hashes,
+            "run {}",
+            night.run_id
+        );
+        history::replay(&db.store, ENV, night.run_id, true)
+            .await
+            .unwrap();
     }
     assert_eq!(replayed(&db, rollback_run).await.0, target_hashes);
-    history::replay(&db.store, ENV, RunId(second), true).await.unwrap();
+    history::replay(&db.store, ENV, RunId(second), true)
+        .await
+        .unwrap();
 
     // A no-op rollback (to the state the catalog is in) has nothing to do.
-    let plan = job::plan_rollback(&db.store, &job, RunId(second), today()).await.unwrap();
+    let plan = job::plan_rollback(&db.store, &job, RunId(second), today())
+        .await
+        .unwrap();
     assert!(!plan.has_changes(), "{:?}", signatures(&plan.deltas));
-    let out = cache_sync_cli(&db, &["rollback", "--to-run", &second.to_string(), "--dry-run"]);
+    let out = cache_sync_cli(
+        &db,
+        &["rollback", "--to-run", &second.to_string(), "--dry-run"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+/// Rollback to an early run, with delistings in between: the replayed state holds members that
+/// are no longer active, which is exactly what a rollback must restore.
+#[tokio::test]
+async fn a_rollback_to_a_run_before_a_delisting_restores_that_state() {
+    let db = TestDb::new().await;
+    let job = job_config(5);
+    let nights = simulate(&db, &market(777, 14), &job, 12, &[]).await;
+    let target = nights[2].run_id;
+    let delisted: i64 = sqlx::query_scalar(
+        "select count(*) from cache_sync_event e, jsonb_array_elements(e.change->'lists') l,
+              jsonb_array_elements(l->'removed') m
+         where e.run_id > $1 and m->'reason'->>'code' = 'delisted_or_inactive'",
+    )
+    .bind(target.0)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(delisted > 0, "members were delisted after the target run");
+
+    let plan = job::plan_rollback(&db.store, &job, target, today())
+        .await
+        .unwrap();
+    assert!(plan.has_changes());
+    let report = job::rollback(&db.store, &job, target, &run_request(true))
+        .await
+        .unwrap_or_else(|e| panic!("a forced rollback to run {target} applies: {e}"));
+    assert_eq!(live_hashes(&db).await, nights[2].hashes);
+    assert_eq!(signatures(&report.deltas), signatures(&plan.deltas));
+    let out = cache_sync_cli(
+        &db,
+        &[
+            "rollback",
+            "--to-run",
+            &nights[11].run_id.0.to_string(),
+            "--force",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(live_hashes(&db).await, nights[11].hashes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,7 +682,9 @@ fn verify(db: &TestDb) -> (Option<i32>, BTreeMap<String, Value>) {
 }
 
 async fn forced_run(db: &TestDb, job: &JobConfig) -> RunReport {
-    job::run(&db.store, job, &run_request(true)).await.expect("run")
+    job::run(&db.store, job, &run_request(true))
+        .await
+        .expect("run")
 }
 
 async fn entry_id(db: &TestDb, universe: &str) -> Option<i32> {
@@ -538,7 +707,11 @@ async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason
     assert_eq!((code, differences.len()), (Some(0), 0));
     let out = cache_sync_cli(&db, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(text(&out.stdout).contains("Every owned row matches"), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains("Every owned row matches"),
+        "{}",
+        describe(&out)
+    );
 
     let logged = db.value("themes", "Ai", "list").await.unwrap();
     let logged_tickers: Vec<String> = serde_json::from_value(logged.clone()).unwrap();
@@ -559,30 +732,44 @@ async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason
     let d = &differences[AI_LIST];
     assert_eq!(d["kind"], "edited");
     assert_eq!(d["logged_hash"], hash_value(&logged).to_hex());
-    assert_eq!(d["live_hash"], hash_value(&serde_json::json!(edited)).to_hex());
+    assert_eq!(
+        d["live_hash"],
+        hash_value(&serde_json::json!(edited)).to_hex()
+    );
     assert_eq!(d["extra_members"], serde_json::json!(["ZZZZ"]));
     let mut missing = logged_tickers[logged_tickers.len() - 2..].to_vec();
     missing.sort();
     assert_eq!(d["missing_members"], serde_json::json!(missing));
     let out = cache_sync_cli(&db, &["verify"]);
     assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
-    assert!(text(&out.stdout).contains(&format!("edited   {AI_LIST}")), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("edited   {AI_LIST}")),
+        "{}",
+        describe(&out)
+    );
 
-    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today()).await.unwrap();
+    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today())
+        .await
+        .unwrap();
     assert_eq!(plan.drift, vec![AI_LIST.to_owned()]);
     assert_eq!(plan.deltas.len(), 1);
 
     let report = forced_run(&db, &job).await;
     assert_eq!(report.drift, vec![AI_LIST.to_owned()]);
     assert_eq!((report.created, report.updated, report.deleted), (0, 1, 0));
-    assert_eq!(db.value("themes", "Ai", "list").await.unwrap(), logged, "reconciled");
+    assert_eq!(
+        db.value("themes", "Ai", "list").await.unwrap(),
+        logged,
+        "reconciled"
+    );
     assert_eq!(entry_id(&db, AI_LIST).await, id_before, "updated in place");
     let changes = run_changes(&db, report.run_id.unwrap()).await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].0, AI_LIST);
     let members = member_changes(&changes[0].1);
     let moved: BTreeSet<(&str, String)> = members.iter().map(|m| (m.1, m.2.clone())).collect();
-    let mut expected: BTreeSet<(&str, String)> = missing.iter().map(|t| ("added", t.clone())).collect();
+    let mut expected: BTreeSet<(&str, String)> =
+        missing.iter().map(|t| ("added", t.clone())).collect();
     expected.insert(("removed", "ZZZZ".to_owned()));
     assert!(expected.is_subset(&moved), "{members:?}");
     for m in &members {
@@ -591,14 +778,19 @@ async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason
 
     let (code, differences) = verify(&db);
     assert_eq!((code, differences.len()), (Some(0), 0), "{differences:?}");
-    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today()).await.unwrap();
+    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today())
+        .await
+        .unwrap();
     assert!(plan.drift.is_empty() && !plan.has_changes());
 }
 
 #[tokio::test]
 async fn a_deleted_row_is_reported_and_recreated_by_the_next_run() {
     let (db, job) = short_history(32).await;
-    let logged = db.value("stock_universe", "market_cap", "mega_cap").await.unwrap();
+    let logged = db
+        .value("stock_universe", "market_cap", "mega_cap")
+        .await
+        .unwrap();
     sqlx::query("delete from cache_entries where type = 'stock_universe' and name = 'market_cap' and key = 'mega_cap'")
         .execute(db.pool())
         .await
@@ -609,26 +801,43 @@ async fn a_deleted_row_is_reported_and_recreated_by_the_next_run() {
     assert_eq!(differences.keys().collect::<Vec<_>>(), vec![MEGA_CAP]);
     assert_eq!(differences[MEGA_CAP]["kind"], "deleted");
     assert_eq!(differences[MEGA_CAP]["live_hash"], Value::Null);
-    assert_eq!(differences[MEGA_CAP]["logged_hash"], hash_value(&logged).to_hex());
-    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today()).await.unwrap();
+    assert_eq!(
+        differences[MEGA_CAP]["logged_hash"],
+        hash_value(&logged).to_hex()
+    );
+    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today())
+        .await
+        .unwrap();
     assert_eq!(plan.drift, vec![MEGA_CAP.to_owned()]);
 
     let report = forced_run(&db, &job).await;
     assert_eq!((report.created, report.updated, report.deleted), (1, 0, 0));
-    assert_eq!(db.value("stock_universe", "market_cap", "mega_cap").await.unwrap(), logged);
+    assert_eq!(
+        db.value("stock_universe", "market_cap", "mega_cap")
+            .await
+            .unwrap(),
+        logged
+    );
     let changes = run_changes(&db, report.run_id.unwrap()).await;
     assert_eq!(changes.len(), 1);
     for m in member_changes(&changes[0].1) {
         assert_eq!(m.3, "manual_drift", "{m:?}");
     }
     assert_eq!(verify(&db).0, Some(0));
-    assert_eq!(replayed(&db, report.run_id.unwrap()).await.0, live_hashes(&db).await);
+    assert_eq!(
+        replayed(&db, report.run_id.unwrap()).await.0,
+        live_hashes(&db).await
+    );
 }
 
 #[tokio::test]
-async fn a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wants_is_adopted_in_place() {
+async fn a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wants_is_adopted_in_place(
+) {
     let (db, job) = short_history(33).await;
-    let logged_mega = db.value("stock_universe", "market_cap", "mega_cap").await.unwrap();
+    let logged_mega = db
+        .value("stock_universe", "market_cap", "mega_cap")
+        .await
+        .unwrap();
     sqlx::raw_sql(
         "insert into cache_entries (type, name, key, value, environment)
              values ('stock_universe', 'market_cap', 'giga_cap', '[]', 'DEFAULT');
@@ -644,17 +853,37 @@ async fn a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wan
 
     let (code, differences) = verify(&db);
     assert_eq!(code, Some(5));
-    assert_eq!(differences.keys().cloned().collect::<BTreeSet<_>>(), BTreeSet::from([giga.to_owned(), MEGA_CAP.to_owned()]));
+    assert_eq!(
+        differences.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([giga.to_owned(), MEGA_CAP.to_owned()])
+    );
     assert_eq!(differences[giga]["kind"], "inserted");
     assert_eq!(differences[giga]["logged_hash"], Value::Null);
     assert_eq!(differences[MEGA_CAP]["kind"], "edited");
-    assert_eq!(differences[MEGA_CAP]["extra_members"], serde_json::json!(["ZZZZ"]));
+    assert_eq!(
+        differences[MEGA_CAP]["extra_members"],
+        serde_json::json!(["ZZZZ"])
+    );
 
     let report = forced_run(&db, &job).await;
     assert_eq!((report.created, report.updated, report.deleted), (0, 1, 1));
-    assert_eq!(entry_id(&db, giga).await, None, "the unwanted row is deleted");
-    assert_eq!(entry_id(&db, MEGA_CAP).await, Some(hand_id), "the wanted row is adopted in place");
-    assert_eq!(db.value("stock_universe", "market_cap", "mega_cap").await.unwrap(), logged_mega, "and corrected");
+    assert_eq!(
+        entry_id(&db, giga).await,
+        None,
+        "the unwanted row is deleted"
+    );
+    assert_eq!(
+        entry_id(&db, MEGA_CAP).await,
+        Some(hand_id),
+        "the wanted row is adopted in place"
+    );
+    assert_eq!(
+        db.value("stock_universe", "market_cap", "mega_cap")
+            .await
+            .unwrap(),
+        logged_mega,
+        "and corrected"
+    );
     for (entry, change) in run_changes(&db, report.run_id.unwrap()).await {
         for m in member_changes(&change) {
             assert_eq!(m.3, "manual_drift", "{entry}: {m:?}");
@@ -663,7 +892,8 @@ async fn a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wan
     assert_eq!(verify(&db).0, Some(0));
 }
 
-/// The brief's drift tests stop at the live table; the log must still replay afterwards.
+/// Replay stays exact across a drift reconciliation (SPEC §7): the reconciling run is a point in
+/// history like any other.
 #[tokio::test]
 async fn the_log_still_replays_exactly_after_an_edited_row_is_reconciled() {
     let (db, job) = short_history(34).await;
@@ -678,7 +908,10 @@ async fn the_log_still_replays_exactly_after_an_edited_row_is_reconciled() {
     let live = live_hashes(&db).await;
     match replay {
         Ok((state, _)) => {
-            let hashes: Hashes = state.iter().map(|(k, (_, v))| (k.to_string(), hash_value(v).to_hex())).collect();
+            let hashes: Hashes = state
+                .iter()
+                .map(|(k, (_, v))| (k.to_string(), hash_value(v).to_hex()))
+                .collect();
             assert_eq!(hashes, live);
         }
         Err(e) => panic!("replay of the reconciling run {run} fails: {e}"),
@@ -700,7 +933,10 @@ async fn the_log_still_replays_exactly_after_a_hand_inserted_row_is_deleted() {
     let run = report.run_id.unwrap();
     match history::replay_state(&db.store, ENV, run, None).await {
         Ok((state, _)) => {
-            let hashes: Hashes = state.iter().map(|(k, (_, v))| (k.to_string(), hash_value(v).to_hex())).collect();
+            let hashes: Hashes = state
+                .iter()
+                .map(|(k, (_, v))| (k.to_string(), hash_value(v).to_hex()))
+                .collect();
             assert_eq!(hashes, live_hashes(&db).await);
         }
         Err(e) => panic!("replay of the reconciling run {run} fails: {e}"),
@@ -719,7 +955,10 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     let nights = simulate(&db, &market, &job, 16, &[]).await;
 
     // --- A universe's history.
-    let out = cache_sync_cli(&db, &["history", LARGE_CAP, "--format", "json", "--limit", "1000"]);
+    let out = cache_sync_cli(
+        &db,
+        &["history", LARGE_CAP, "--format", "json", "--limit", "1000"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let lines = json_out(&out);
     let lines = lines.as_array().unwrap();
@@ -735,7 +974,10 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     .unwrap();
     assert!(logged.len() >= 3, "large_cap changed on several nights");
     assert_eq!(
-        lines.iter().map(|l| (l["seq"].as_i64().unwrap(), l["run_id"].as_i64().unwrap())).collect::<Vec<_>>(),
+        lines
+            .iter()
+            .map(|l| (l["seq"].as_i64().unwrap(), l["run_id"].as_i64().unwrap()))
+            .collect::<Vec<_>>(),
         logged,
         "every event of the universe, newest first"
     );
@@ -749,19 +991,35 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     });
     let mut crossed = 0;
     for line in lines.iter().filter(|l| l["op"] == "updated") {
-        for m in line["added"].as_array().unwrap().iter().chain(line["removed"].as_array().unwrap()) {
+        for m in line["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(line["removed"].as_array().unwrap())
+        {
             let reason = m["reason"].as_str().unwrap();
             assert!(!reason.is_empty());
             if reason == "threshold_crossed" {
                 crossed += 1;
                 assert_eq!(m["detail"]["field"], "market_cap", "{m}");
-                assert!(m["detail"]["before"].is_i64() && m["detail"]["after"].is_i64(), "{m}");
-                let threshold = m["detail"]["threshold"].as_i64().expect("the threshold crossed");
-                assert!([10_000_000_000, 200_000_000_000].contains(&threshold), "{m}");
+                assert!(
+                    m["detail"]["before"].is_i64() && m["detail"]["after"].is_i64(),
+                    "{m}"
+                );
+                let threshold = m["detail"]["threshold"]
+                    .as_i64()
+                    .expect("the threshold crossed");
+                assert!(
+                    [10_000_000_000, 200_000_000_000].contains(&threshold),
+                    "{m}"
+                );
             }
         }
     }
-    assert!(crossed > 0, "some member crossed a large_cap bound: {lines:?}");
+    assert!(
+        crossed > 0,
+        "some member crossed a large_cap bound: {lines:?}"
+    );
     // The text form: newest first, reasons and details.
     let out = cache_sync_cli(&db, &["history", LARGE_CAP, "--limit", "1000"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -771,7 +1029,11 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
         .filter_map(|l| l.strip_prefix("run "))
         .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(runs_listed, logged.iter().map(|(_, r)| *r).collect::<Vec<_>>(), "{stdout}");
+    assert_eq!(
+        runs_listed,
+        logged.iter().map(|(_, r)| *r).collect::<Vec<_>>(),
+        "{stdout}"
+    );
     assert!(stdout.contains("(threshold_crossed) {"), "{stdout}");
 
     // --- A symbol's history: pick a stock that crossed a band after the first night.
@@ -785,7 +1047,18 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     .fetch_one(db.pool())
     .await
     .expect("some stock crossed a band boundary");
-    let out = cache_sync_cli(&db, &["history", "--symbol", &ticker.to_lowercase(), "--format", "json", "--limit", "1000"]);
+    let out = cache_sync_cli(
+        &db,
+        &[
+            "history",
+            "--symbol",
+            &ticker.to_lowercase(),
+            "--format",
+            "json",
+            "--limit",
+            "1000",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let lines = json_out(&out);
     let lines = lines.as_array().unwrap();
@@ -800,17 +1073,33 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     .fetch_all(db.pool())
     .await
     .unwrap();
-    assert_eq!(lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect::<Vec<_>>(), expected, "{ticker}");
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        expected,
+        "{ticker}"
+    );
     let mut saw = (false, false);
     for line in lines {
         let added = line["added"].as_array().unwrap();
         let removed = line["removed"].as_array().unwrap();
         assert!(!added.is_empty() || !removed.is_empty(), "{line}");
         for m in added.iter().chain(removed) {
-            assert_eq!(m["ticker"], ticker.as_str(), "only {ticker}'s moves are listed: {line}");
+            assert_eq!(
+                m["ticker"],
+                ticker.as_str(),
+                "only {ticker}'s moves are listed: {line}"
+            );
             assert!(!m["reason"].as_str().unwrap().is_empty());
         }
-        if line["universe"].as_str().unwrap().starts_with("stock_universe/market_cap/") && line["op"] == "updated" {
+        if line["universe"]
+            .as_str()
+            .unwrap()
+            .starts_with("stock_universe/market_cap/")
+            && line["op"] == "updated"
+        {
             for m in added.iter().chain(removed) {
                 if m["reason"] == "threshold_crossed" {
                     assert_eq!(m["detail"]["field"], "market_cap");
@@ -820,27 +1109,65 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
             }
         }
     }
-    assert_eq!(saw, (true, true), "{ticker} left one band and joined another: {lines:?}");
+    assert_eq!(
+        saw,
+        (true, true),
+        "{ticker} left one band and joined another: {lines:?}"
+    );
 
     // --- show at a past run, by replay.
     for night in [&nights[0], &nights[6], &nights[11], nights.last().unwrap()] {
-        let out = cache_sync_cli(&db, &["show", LARGE_CAP, "--at-run", &night.run_id.0.to_string(), "--format", "json"]);
+        let out = cache_sync_cli(
+            &db,
+            &[
+                "show",
+                LARGE_CAP,
+                "--at-run",
+                &night.run_id.0.to_string(),
+                "--format",
+                "json",
+            ],
+        );
         assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
         let shown = json_out(&out);
         assert_eq!(shown["universe"], LARGE_CAP);
         assert_eq!(shown["run_id"], night.run_id.0);
-        assert_eq!(shown["hash"].as_str(), night.hashes.get(LARGE_CAP).map(String::as_str));
-        assert_eq!(hash_value(&shown["value"]).to_hex(), night.hashes[LARGE_CAP]);
-        assert_eq!(shown["members"], shown["value"]["stocks"].as_array().unwrap().len());
+        assert_eq!(
+            shown["hash"].as_str(),
+            night.hashes.get(LARGE_CAP).map(String::as_str)
+        );
+        assert_eq!(
+            hash_value(&shown["value"]).to_hex(),
+            night.hashes[LARGE_CAP]
+        );
+        assert_eq!(
+            shown["members"],
+            shown["value"]["stocks"].as_array().unwrap().len()
+        );
     }
     let out = cache_sync_cli(&db, &["show", LARGE_CAP, "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let shown = json_out(&out);
     assert_eq!(shown["run_id"], Value::Null);
-    assert_eq!(Some(shown["value"].clone()), db.value("stock_universe", "market_cap", "large_cap").await);
-    let out = cache_sync_cli(&db, &["show", LARGE_CAP, "--at-run", &nights[3].run_id.0.to_string()]);
+    assert_eq!(
+        Some(shown["value"].clone()),
+        db.value("stock_universe", "market_cap", "large_cap").await
+    );
+    let out = cache_sync_cli(
+        &db,
+        &[
+            "show",
+            LARGE_CAP,
+            "--at-run",
+            &nights[3].run_id.0.to_string(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(text(&out.stdout).contains(&nights[3].hashes[LARGE_CAP]), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains(&nights[3].hashes[LARGE_CAP]),
+        "{}",
+        describe(&out)
+    );
 
     // --- Unknown run ids: exit 2 naming the run.
     for args in [
@@ -853,7 +1180,11 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
         let before = written(&db).await;
         let out = cache_sync_cli(&db, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", describe(&out));
-        assert!(text(&out.stderr).contains("run 999999"), "{args:?}: {}", describe(&out));
+        assert!(
+            text(&out.stderr).contains("run 999999"),
+            "{args:?}: {}",
+            describe(&out)
+        );
         assert_eq!(written(&db).await, before, "{args:?} wrote nothing");
     }
 }
@@ -877,7 +1208,11 @@ async fn a_night_without_input_change_appends_one_run_record_and_nothing_else() 
     let after = written(&db).await;
     assert_eq!(after.runs, before.runs + 1, "exactly one run record");
     assert_eq!(after.events, before.events, "no event");
-    assert_eq!((before.checkpoints, after.checkpoints), (0, 0), "no checkpoint row");
+    assert_eq!(
+        (before.checkpoints, after.checkpoints),
+        (0, 0),
+        "no checkpoint row"
+    );
     assert_eq!(after.entries, before.entries);
     assert_eq!(db.writes().await, 0);
     let (events_after, runs_after) = log_rows(&db).await;
@@ -886,16 +1221,19 @@ async fn a_night_without_input_change_appends_one_run_record_and_nothing_else() 
     let head_rows: i64 = db.count("cache_sync_entry_head").await;
     assert_eq!(head_rows as usize, nights[1].hashes.len());
     // The no-op run is a point in history like any other.
-    assert_eq!(replayed(&db, report.run_id.unwrap()).await.0, nights[1].hashes);
+    assert_eq!(
+        replayed(&db, report.run_id.unwrap()).await.0,
+        nights[1].hashes
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Configuration that stops owning an entry
 // ---------------------------------------------------------------------------------------------
 
-/// A theme removed from `cache_config`: its `themes/{Name}/list` scope is no longer owned, so
-/// the run leaves the row, and the log never records its end. Checkpoints written afterwards
-/// must still agree with a full fold of the log.
+/// A theme removed from `cache_config`: the job wrote its `themes/{Name}/list` row, so the scope
+/// stays owned and the row is deleted, and the log records its end. Checkpoints written
+/// afterwards agree with a full fold of the log.
 #[tokio::test]
 async fn replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the_configuration() {
     let db = TestDb::new().await;
@@ -905,13 +1243,32 @@ async fn replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the
         &market(66, 10),
         &job,
         9,
-        &[(2, QUANTUM), (4, "delete from cache_entries where type = 'cache_config' and key = 'quantum'")],
+        &[
+            (2, QUANTUM),
+            (
+                4,
+                "delete from cache_entries where type = 'cache_config' and key = 'quantum'",
+            ),
+        ],
     )
     .await;
     assert!(nights[2].hashes.contains_key(QUANTUM_LIST));
-    assert!(!nights[3].hashes.contains_key(QUANTUM_UNIVERSE), "the owned stock_universe row is deleted");
+    assert!(
+        !nights[3].hashes.contains_key(QUANTUM_UNIVERSE),
+        "the owned stock_universe row is deleted"
+    );
+    assert!(
+        !nights[3].hashes.contains_key(QUANTUM_LIST),
+        "the themes row the job wrote stays owned and is deleted with the theme"
+    );
     for night in &nights {
         let report = history::replay(&db.store, ENV, night.run_id, true).await;
-        assert!(report.is_ok(), "replay --verify of run {} (night {}): {}", night.run_id, night.day, report.unwrap_err());
+        assert!(
+            report.is_ok(),
+            "replay --verify of run {} (night {}): {}",
+            night.run_id,
+            night.day,
+            report.unwrap_err()
+        );
     }
 }
