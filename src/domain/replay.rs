@@ -202,22 +202,19 @@ pub fn fold<'a>(
                 error,
             }
         })?;
-        match after {
-            Some(value) => {
-                if !event.change.duplicate_row {
-                    let actual = crate::domain::fingerprint::hash_value(&value);
-                    if Some(actual) != event.hash_after {
-                        return Err(FoldError::HashMismatch {
-                            seq: event.seq,
-                            key: event.key.to_string(),
-                            logged: event.hash_after.map(|h| h.to_hex()).unwrap_or_default(),
-                            actual: actual.to_hex(),
-                        });
-                    }
+        if let Some(value) = after {
+            if !event.change.duplicate_row {
+                let actual = crate::domain::fingerprint::hash_value(&value);
+                if Some(actual) != event.hash_after {
+                    return Err(FoldError::HashMismatch {
+                        seq: event.seq,
+                        key: event.key.to_string(),
+                        logged: event.hash_after.map(|h| h.to_hex()).unwrap_or_default(),
+                        actual: actual.to_hex(),
+                    });
                 }
-                state.insert(event.key.clone(), (event.family, value));
             }
-            None => {}
+            state.insert(event.key.clone(), (event.family, value));
         }
     }
     Ok(())
