@@ -370,7 +370,7 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
                 night.run_id,
                 night.day
             );
-            assert_eq!(shown.value.as_ref().map(|v| hash_value(v)), shown.hash);
+            assert_eq!(shown.value.as_ref().map(hash_value), shown.hash);
         }
     }
     // `show` now reads the live row.
