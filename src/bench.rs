@@ -225,6 +225,7 @@ fn request() -> RunRequest {
         pause_before_commit: false,
         job_id: "bench".to_owned(),
         progress: None,
+        expect_plan: None,
     }
 }
 

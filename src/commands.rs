@@ -209,6 +209,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             )
             .await
         }
+        Command::Serve(args) => serve(&config, args).await,
         Command::Bench(args) => {
             let url = config.database_url.as_ref().ok_or_else(|| {
                 CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
@@ -392,8 +393,19 @@ async fn wait_for_import(
             latest.map_or("none".to_owned(), |d| d.to_string())
         ))
     })?;
+    let _ = latest;
     publisher
-        .wait_for_import(timeout)
+        .wait_for_import(timeout, async {
+            // Checked again once subscribed, so an import that finished in between is not missed.
+            let Ok(mut tx) = store.begin().await else {
+                return false;
+            };
+            tx.latest_price_date()
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|d| d >= expected)
+        })
         .await
         .map_err(|e| CliError::Usage(format!("cannot wait for the import: {e}")))
 }
@@ -468,6 +480,7 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
         pause_before_commit: args.test_pause_before_commit,
         job_id: job_id.clone(),
         progress: Some(sender),
+        expect_plan: None,
     };
     let result = job::run(&store, &job, &request).await;
     drop(request);
@@ -593,6 +606,7 @@ async fn rollback(
         pause_before_commit: false,
         job_id: cli_job_id(),
         progress: None,
+        expect_plan: None,
     };
     match job::rollback(&store, &job, to_run, &request).await {
         Ok(report) => {
@@ -709,4 +723,49 @@ fn cli_job_id() -> String {
         Utc::now().timestamp_millis(),
         std::process::id()
     )
+}
+
+async fn serve(config: &Config, args: &crate::config::ServeArgs) -> Result<Exit, CliError> {
+    let api_key = match (&args.api_key, &args.api_key_file) {
+        (Some(key), _) => Some(key.expose().to_owned()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadConfig {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Some(text.lines().next().unwrap_or_default().trim().to_owned())
+        }
+        (None, None) => None,
+    };
+    match &api_key {
+        Some(key) if key.len() < 16 => {
+            return Err(CliError::Usage(
+                "the API key must be at least 16 characters".to_owned(),
+            ));
+        }
+        None if !(args.unauthenticated_loopback && args.bind.ip().is_loopback()) => {
+            return Err(CliError::Usage(
+                "no API key: set CACHE_SYNC_API_KEY (or --api-key-file), or pass --unauthenticated-loopback with a loopback --bind".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    let job = job_config(config)?;
+    let store = connect(config).await?;
+    store.migrate().await?;
+    let state =
+        crate::http::AppState::new(std::sync::Arc::new(store), job, publisher(config)?, api_key);
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.bind)))?;
+    eprintln!("cache-sync: serving on http://{}", args.bind);
+    crate::http::serve(
+        listener,
+        state,
+        crate::http::shutdown_signal(),
+        args.shutdown_grace,
+    )
+    .await
+    .map_err(|e| CliError::Usage(format!("the service stopped: {e:#}")))?;
+    Ok(Exit::Success)
 }

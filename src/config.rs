@@ -209,6 +209,10 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Serve the HTTP API for the admin UI (see docs/TickStockAppV2_integration_callback.md).
+    ///
+    /// Example: CACHE_SYNC_API_KEY=… cache-sync serve --bind 127.0.0.1:8080
+    Serve(ServeArgs),
     /// Measure load, compute, plan and run times on the synthetic market in a scratch database
     /// (created next to DATABASE_URL's database and dropped afterwards).
     ///
@@ -274,6 +278,25 @@ pub struct RunArgs {
     /// Test hook: stop just before commit (the atomicity test kills the process there).
     #[arg(long, hide = true)]
     pub test_pause_before_commit: bool,
+}
+
+/// `serve` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// The key clients send in X-API-Key.
+    #[arg(long, env = "CACHE_SYNC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+    /// A file holding the key (first line), instead of CACHE_SYNC_API_KEY.
+    #[arg(long, env = "CACHE_SYNC_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// Serve without a key; refused unless --bind is a loopback address.
+    #[arg(long)]
+    pub unauthenticated_loopback: bool,
+    /// On SIGTERM, how long a running job may take to finish before it is rolled back.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// `bench` arguments.

@@ -72,6 +72,8 @@ pub struct RunRequest {
     pub job_id: String,
     /// Where step progress goes while the run works (Redis, the API's job status).
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
+    /// Apply only if the plan computed inside the run's transaction has this id.
+    pub expect_plan: Option<String>,
 }
 
 /// A step of a run, for progress displays.
@@ -106,6 +108,8 @@ pub enum JobError {
     NoPrices,
     #[error("another cache-sync run holds the writer lock; try again when it has finished")]
     LockHeld,
+    #[error("the plan changed since {expected} was computed (now {actual}); nothing written, plan again")]
+    PlanMoved { expected: String, actual: String },
     #[error("refused by guard rails (run {run_id} recorded as refused, nothing written): {}", summary(.refusals))]
     Refused {
         run_id: RunId,
@@ -568,6 +572,15 @@ async fn run_with(
     )
     .await?;
     request.progress("planned", 50, prepared.deltas.len());
+    if let Some(expected) = &request.expect_plan {
+        let actual = crate::report::plan_id(prepared.as_of, prepared.config_hash, &prepared.deltas);
+        if &actual != expected {
+            return Err(JobError::PlanMoved {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
     if !prepared.violations.is_empty() {
         return Err(JobError::Invariant(prepared.violations));
     }
@@ -654,10 +667,16 @@ async fn run_with(
         .append_run(&record, &prepared.deltas, &prepared.recheck)
         .await?;
     let run_id = appended.run_id;
+    // The modes of the trigger endpoint: `full` for every family, else the families run.
+    let mode = match target {
+        Some(_) => "rollback".to_owned(),
+        None if prepared.selection.is_all() => "full".to_owned(),
+        None => record.families.clone(),
+    };
     let facts = RunFacts {
         run_id,
         job_id: &request.job_id,
-        mode: &record.families,
+        mode: &mode,
         status: "completed",
         duration_seconds: started.elapsed().as_secs_f64(),
     };

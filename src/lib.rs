@@ -22,6 +22,7 @@ pub mod domain;
 pub mod fixtures;
 pub mod fixtures_loader;
 pub mod history;
+pub mod http;
 pub mod job;
 pub mod publish;
 pub mod report;

@@ -153,15 +153,23 @@ impl Publisher {
         Ok(())
     }
 
-    /// Waits up to `timeout` for a message on Phase 2's completion channel. `Ok(false)` on
-    /// timeout.
+    /// Waits up to `timeout` for a message on Phase 2's completion channel, unless `already`
+    /// (evaluated once subscribed, so nothing slips between the check and the wait) says the
+    /// import is done. `Ok(false)` on timeout.
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn wait_for_import(&self, timeout: Duration) -> Result<bool, PublishError> {
+    pub async fn wait_for_import(
+        &self,
+        timeout: Duration,
+        already: impl std::future::Future<Output = bool>,
+    ) -> Result<bool, PublishError> {
         use futures_util::StreamExt as _;
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(self.channels.import_completed()).await?;
+        if already.await {
+            return Ok(true);
+        }
         let mut messages = pubsub.on_message();
         Ok(tokio::time::timeout(timeout, messages.next()).await.is_ok())
     }

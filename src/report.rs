@@ -157,9 +157,23 @@ fn summarize(prepared: &Prepared) -> BTreeMap<Family, FamilySummary> {
     summary
 }
 
+/// Identifies a plan: the as-of date, configuration and every delta's identity and hashes. A
+/// trigger that names it applies only while the same plan would be computed again.
+pub fn plan_id(as_of: NaiveDate, config_hash: ContentHash, deltas: &[Delta]) -> String {
+    let parts: Vec<Value> = deltas
+        .iter()
+        .map(|d| serde_json::json!([d.op, d.key, d.row_id, d.hash_before, d.hash_after]))
+        .collect();
+    let hash =
+        crate::domain::fingerprint::hash_value(&serde_json::json!([as_of, config_hash, parts]));
+    format!("plan-{}", &hash.to_hex()[..32])
+}
+
 /// `cache-sync plan`'s result. JSON field names are stable.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
+    /// Pass to `POST …/trigger` to apply exactly this plan.
+    pub plan_id: String,
     pub as_of: NaiveDate,
     pub config_hash: ContentHash,
     pub config_changed: bool,
@@ -179,6 +193,7 @@ impl PlanReport {
     /// Builds the report of a prepared plan.
     pub fn new(prepared: &Prepared, refusals: Vec<Refusal>, duration_seconds: f64) -> Self {
         Self {
+            plan_id: plan_id(prepared.as_of, prepared.config_hash, &prepared.deltas),
             as_of: prepared.as_of,
             config_hash: prepared.config_hash,
             config_changed: prepared.config_changed,
@@ -197,6 +212,11 @@ impl PlanReport {
     /// Whether a run would change anything.
     pub fn has_changes(&self) -> bool {
         !self.deltas.is_empty()
+    }
+
+    /// The id a trigger passes to apply exactly this plan.
+    pub fn plan_id(&self) -> String {
+        self.plan_id.clone()
     }
 
     /// The operator's view.

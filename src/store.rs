@@ -204,6 +204,64 @@ pub struct OutboxRow {
     pub published_at: Option<DateTime<Utc>>,
 }
 
+/// An API job (`cache_sync_job`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub mode: String,
+    pub force: bool,
+    pub triggered_by: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub error_details: Option<String>,
+    pub progress: Option<serde_json::Value>,
+    pub run_id: Option<i64>,
+    pub plan_id: Option<String>,
+}
+
+/// Job counts and durations over a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobStats {
+    pub total: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub running: i64,
+    pub average_duration_seconds: Option<f64>,
+    pub last_completed_at: Option<DateTime<Utc>>,
+}
+
+/// One live universe row for listings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UniverseRow {
+    pub universe: String,
+    #[serde(rename = "type")]
+    pub entry_type: String,
+    pub name: String,
+    pub key: String,
+    pub symbol_count: i64,
+    /// The hash the log recorded for the row (absent for rows the job never wrote).
+    pub hash: Option<String>,
+    pub last_updated: Option<chrono::NaiveDateTime>,
+}
+
+/// Figures for `GET /metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    /// Runs by status.
+    pub runs: Vec<(String, i64)>,
+    /// Entry deltas applied by completed runs, by op.
+    pub deltas: Vec<(String, i64)>,
+    /// Sum and count of completed run durations, seconds.
+    pub duration_sum_seconds: f64,
+    pub duration_count: i64,
+    pub last_duration_seconds: Option<f64>,
+    pub pending_outbox_events: i64,
+    pub last_success_as_of: Option<NaiveDate>,
+}
+
 /// Whether this session got the single-writer lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockOutcome {
@@ -279,6 +337,44 @@ pub trait Store: Send + Sync {
         universe: Option<&EntryKey>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Records a new API job as pending; `false` when another job is pending or running.
+    async fn create_job(&self, job: &JobRecord) -> Result<bool, StoreError>;
+
+    /// Moves a job to `status` (setting start or end time), with optional details.
+    async fn update_job(
+        &self,
+        job_id: &str,
+        status: &str,
+        error_details: Option<&str>,
+        run_id: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a job's latest progress.
+    async fn job_progress(
+        &self,
+        job_id: &str,
+        progress: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// One job.
+    async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Jobs newest first, and how many there are.
+    async fn list_jobs(&self, limit: i64, offset: i64)
+        -> Result<(Vec<JobRecord>, i64), StoreError>;
+
+    /// Marks jobs left pending or running (by a previous process) as failed; returns how many.
+    async fn fail_abandoned_jobs(&self, reason: &str) -> Result<u64, StoreError>;
+
+    /// Job statistics since `since`.
+    async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError>;
+
+    /// Figures for the metrics endpoint.
+    async fn metrics(&self, environment: &str) -> Result<MetricsSnapshot, StoreError>;
+
+    /// The owned universe rows of `environment` with member counts.
+    async fn universes(&self, environment: &str) -> Result<Vec<UniverseRow>, StoreError>;
 
     /// Writes one day of the synthetic market: upserts the symbol rows, adds the bars.
     async fn load_market_rows(

@@ -2,11 +2,13 @@
 //! never spliced into SQL text.
 
 mod audit;
+mod jobs;
 mod outbox;
 
 use super::{
-    AppendedRun, Checkpoint, EntryHead, EventFilter, LockOutcome, LoggedEvent, NewRun, OutboxRow,
-    QueryContext, RowIdentity, RunSummary, Store, StoreError, StoreTx, StoredRow, UniqueConstraint,
+    AppendedRun, Checkpoint, EntryHead, EventFilter, JobRecord, JobStats, LockOutcome, LoggedEvent,
+    MetricsSnapshot, NewRun, OutboxRow, QueryContext, RowIdentity, RunSummary, Store, StoreError,
+    StoreTx, StoredRow, UniqueConstraint, UniverseRow,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
@@ -198,6 +200,56 @@ impl Store for PgStore {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         outbox::read(&self.pool, after_seq, universe, limit).await
+    }
+
+    async fn create_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
+        jobs::create(&self.pool, job).await
+    }
+
+    async fn update_job(
+        &self,
+        job_id: &str,
+        status: &str,
+        error_details: Option<&str>,
+        run_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        jobs::update(&self.pool, job_id, status, error_details, run_id).await
+    }
+
+    async fn job_progress(
+        &self,
+        job_id: &str,
+        progress: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        jobs::progress(&self.pool, job_id, progress).await
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        jobs::get(&self.pool, job_id).await
+    }
+
+    async fn list_jobs(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<JobRecord>, i64), StoreError> {
+        jobs::list(&self.pool, limit, offset).await
+    }
+
+    async fn fail_abandoned_jobs(&self, reason: &str) -> Result<u64, StoreError> {
+        jobs::fail_abandoned(&self.pool, reason).await
+    }
+
+    async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError> {
+        jobs::stats(&self.pool, since).await
+    }
+
+    async fn metrics(&self, environment: &str) -> Result<MetricsSnapshot, StoreError> {
+        jobs::metrics(&self.pool, environment).await
+    }
+
+    async fn universes(&self, environment: &str) -> Result<Vec<UniverseRow>, StoreError> {
+        jobs::universes(&self.pool, environment).await
     }
 
     async fn load_market_rows(

@@ -227,6 +227,7 @@ pub fn run_request(force: bool) -> RunRequest {
         pause_before_commit: false,
         job_id: "test".to_owned(),
         progress: None,
+        expect_plan: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! per feature.
 
 mod atomicity;
+mod events;
 mod guards;
 mod helpers;
 mod history;

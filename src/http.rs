@@ -1,0 +1,209 @@
+//! The HTTP API for the admin UI (SPEC §9): the compatibility endpoints under
+//! `/api/processing/cache-sync/`, plans, universes, replay, history, rollback, metrics and an
+//! OpenAPI document. Handlers call `job`, `history` and the store; they hold no SQL.
+
+pub mod error;
+mod jobs;
+mod metrics;
+pub mod openapi;
+mod universes;
+
+use crate::job::JobConfig;
+use crate::publish::Publisher;
+use crate::store::Store;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// Largest request body accepted (the API's bodies are a few fields).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub job: Arc<JobConfig>,
+    pub publisher: Option<Publisher>,
+    /// `None` runs unauthenticated (allowed on loopback only, see `serve`).
+    pub api_key: Option<Arc<String>>,
+    /// The background job this process is running, for shutdown.
+    pub running: Arc<Mutex<Option<jobs::RunningJob>>>,
+}
+
+impl AppState {
+    /// State for a store and job configuration.
+    pub fn new(
+        store: Arc<dyn Store>,
+        job: JobConfig,
+        publisher: Option<Publisher>,
+        api_key: Option<String>,
+    ) -> Self {
+        Self {
+            store,
+            job: Arc::new(job),
+            publisher,
+            api_key: api_key.map(Arc::new),
+            running: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+/// Compares in time that does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, byte) in a.iter().enumerate() {
+        diff |= usize::from(byte ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+async fn require_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.api_key {
+        let given = headers
+            .get("x-api-key")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !constant_time_eq(given, expected.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// The router. `GET /health` needs no key; everything else does.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/processing/cache-sync/trigger", post(jobs::trigger))
+        .route(
+            "/api/processing/cache-sync/status/{job_id}",
+            get(jobs::status),
+        )
+        .route("/api/processing/cache-sync/history", get(jobs::history))
+        .route("/api/processing/cache-sync/stats", get(jobs::stats))
+        .route("/api/processing/cache-sync/plan", post(universes::plan))
+        .route(
+            "/api/processing/cache-sync/rollback",
+            post(universes::rollback),
+        )
+        .route(
+            "/api/processing/cache-sync/runs/{run_id}/replay",
+            get(universes::replay),
+        )
+        .route("/api/universes", get(universes::list))
+        .route(
+            "/api/universes/{entry_type}/{name}/{key}",
+            get(universes::one),
+        )
+        .route(
+            "/api/universes/{entry_type}/{name}/{key}/history",
+            get(universes::history),
+        )
+        .route(
+            "/api/symbols/{symbol}/history",
+            get(universes::symbol_history),
+        )
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/openapi.json", get(openapi::document))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .route("/health", get(jobs::health))
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
+/// Marks jobs a previous process left pending or running as failed, serves until `shutdown`
+/// resolves, then lets a running job finish within `grace` or aborts it (its transaction rolls
+/// back and the job is recorded as interrupted).
+///
+/// # Errors
+/// I/O errors of the listener; store errors at start.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), anyhow::Error> {
+    let failed = state
+        .store
+        .fail_abandoned_jobs(
+            "interrupted: the API service restarted while the job was pending or running",
+        )
+        .await?;
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "jobs left running by a previous process marked failed"
+        );
+    }
+    let relay_state = state.clone();
+    // Events left pending by a crash or an outage go out while the service runs.
+    let relay = tokio::spawn(async move {
+        if let Some(publisher) = &relay_state.publisher {
+            if let Err(e) = publisher.relay(relay_state.store.as_ref()).await {
+                tracing::warn!(error = %e, "pending events not relayed");
+            }
+        }
+    });
+    axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    relay.abort();
+    jobs::finish_or_abort(&state, grace).await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn keys_compare_equal_only_when_identical() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(!constant_time_eq(b"secret", b""));
+    }
+}

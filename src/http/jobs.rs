@@ -1,0 +1,363 @@
+//! The compatibility endpoints: trigger, status, history, stats, health; and the background
+//! runner that executes one job at a time.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::types::Family;
+use crate::job::{self, JobError, PlanRequest, Progress, RunRequest};
+use crate::store::{JobRecord, Trigger};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A job this process runs in the background.
+pub struct RunningJob {
+    pub job_id: String,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+/// The trigger body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[serde(default)]
+    pub force: bool,
+    /// Apply exactly the plan `POST …/plan` returned; refused if the state moved since.
+    #[serde(default)]
+    pub plan_id: Option<String>,
+}
+
+fn default_mode() -> String {
+    "full".to_owned()
+}
+
+/// The families a trigger mode runs (documented in the hand-back document).
+pub fn families_of_mode(mode: &str) -> Result<Vec<Family>, ApiError> {
+    Ok(match mode {
+        "full" => Vec::new(),
+        "market_cap" => vec![
+            Family::MarketCap,
+            Family::MarketLeaders,
+            Family::SectorLeaders,
+            Family::Industry,
+            Family::Complete,
+            Family::Stats,
+            Family::Combo,
+        ],
+        "themes" => vec![Family::Themes],
+        "ipos" => vec![Family::Ipos],
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown mode `{}`; expected full, market_cap, themes or ipos",
+                mode.chars().take(40).collect::<String>().escape_debug()
+            )))
+        }
+    })
+}
+
+fn new_job_id() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 8] = rand::rng().random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cs-{}-{hex}", Utc::now().format("%Y%m%d%H%M%S"))
+}
+
+/// `POST /api/processing/cache-sync/trigger` → `202` with the job id; `409` while a job runs.
+pub async fn trigger(
+    State(state): State<AppState>,
+    body: Result<Json<TriggerBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let families = families_of_mode(&body.mode)?;
+    if let Some(plan_id) = &body.plan_id {
+        let plan = job::plan(
+            state.store.as_ref(),
+            &state.job,
+            &PlanRequest {
+                as_of: None,
+                only: families.clone(),
+            },
+            Utc::now().date_naive(),
+        )
+        .await?;
+        if &plan.plan_id() != plan_id {
+            return Err(ApiError::Conflict(format!(
+                "plan {} is out of date: the data or the live rows changed since; plan again",
+                plan_id.chars().take(64).collect::<String>().escape_debug()
+            )));
+        }
+    }
+    let record = JobRecord {
+        job_id: new_job_id(),
+        mode: body.mode.clone(),
+        force: body.force,
+        triggered_by: "api".to_owned(),
+        status: "pending".to_owned(),
+        created_at: Utc::now(),
+        start_time: None,
+        end_time: None,
+        duration_seconds: None,
+        error_details: None,
+        progress: None,
+        run_id: None,
+        plan_id: body.plan_id.clone(),
+    };
+    let mut running = state.running.lock().await;
+    if !state.store.create_job(&record).await? {
+        return Err(ApiError::AlreadyRunning(
+            "wait for it to finish, or check its status".to_owned(),
+        ));
+    }
+    let job_id = record.job_id.clone();
+    let task_state = state.clone();
+    let task_record = record.clone();
+    let handle =
+        tokio::spawn(async move { execute(task_state, task_record, families, body.plan_id).await });
+    *running = Some(RunningJob {
+        job_id: job_id.clone(),
+        handle,
+    });
+    if let Some(p) = &state.publisher {
+        let payload = json!({"job_id": job_id, "mode": body.mode, "force": body.force, "triggered_by": "api"});
+        if let Err(e) = p
+            .notify(
+                &p.channels().sync_triggered(),
+                "cache_sync_triggered",
+                &payload,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "trigger notice not published");
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "job_id": job_id,
+            "mode": body.mode,
+            "message": format!("cache sync job {job_id} accepted ({} mode)", body.mode),
+        })),
+    ))
+}
+
+/// Runs one job to its end and records the outcome; never panics the service.
+async fn execute(
+    state: AppState,
+    record: JobRecord,
+    families: Vec<Family>,
+    plan_id: Option<String>,
+) {
+    let store = state.store.as_ref();
+    let job_id = record.job_id.clone();
+    if let Err(e) = store.update_job(&job_id, "running", None, None).await {
+        tracing::error!(error = %e, job_id, "cannot mark job running");
+    }
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let progress_state = state.clone();
+    let progress_job = job_id.clone();
+    let forwarder = tokio::spawn(async move {
+        while let Some(p) = receiver.recv().await {
+            let value =
+                json!({"step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
+            let _ = progress_state
+                .store
+                .job_progress(&progress_job, &value)
+                .await;
+            if let Some(publisher) = &progress_state.publisher {
+                let payload = json!({"phase": "2.5", "job_id": progress_job, "step": p.step, "percent": p.percent});
+                let _ = publisher
+                    .notify(&publisher.channels().progress(), "phase_progress", &payload)
+                    .await;
+            }
+        }
+    });
+    let request = RunRequest {
+        plan: PlanRequest {
+            as_of: None,
+            only: families,
+        },
+        force: record.force,
+        trigger: Trigger::Api,
+        now: Utc::now(),
+        pause_before_commit: false,
+        job_id: job_id.clone(),
+        progress: Some(sender),
+        expect_plan: plan_id,
+    };
+    let result = job::run(store, &state.job, &request).await;
+    drop(request);
+    let _ = forwarder.await;
+    let outcome = match &result {
+        Ok(report) => {
+            store
+                .update_job(&job_id, "completed", None, report.run_id.map(|r| r.0))
+                .await
+        }
+        Err(JobError::Refused { run_id, .. }) => {
+            let message = result.as_ref().err().map(ToString::to_string);
+            store
+                .update_job(&job_id, "failed", message.as_deref(), Some(run_id.0))
+                .await
+        }
+        Err(e) => {
+            store
+                .update_job(&job_id, "failed", Some(&e.to_string()), None)
+                .await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(error = %e, job_id, "cannot record the job's outcome");
+    }
+    if let Some(publisher) = &state.publisher {
+        if let Err(e) = publisher.relay(store).await {
+            tracing::warn!(error = %e, "events stay in the outbox");
+        }
+        if let Err(e) = &result {
+            let payload = json!({"job_id": job_id, "phase": "2.5", "error": e.to_string()});
+            let _ = publisher
+                .notify(
+                    &publisher.channels().errors(),
+                    "cache_sync_failed",
+                    &payload,
+                )
+                .await;
+        }
+    }
+}
+
+/// On shutdown: wait for the running job up to `grace`, else abort it (its transaction rolls
+/// back) and record it as interrupted.
+pub async fn finish_or_abort(state: &AppState, grace: Duration) {
+    let Some(mut running) = state.running.lock().await.take() else {
+        return;
+    };
+    if tokio::time::timeout(grace, &mut running.handle)
+        .await
+        .is_err()
+    {
+        running.handle.abort();
+        let _ = (&mut running.handle).await;
+        let _ = state
+            .store
+            .update_job(
+                &running.job_id,
+                "failed",
+                Some("interrupted: the API service shut down; the run was rolled back"),
+                None,
+            )
+            .await;
+    }
+}
+
+fn status_body(job: &JobRecord) -> Value {
+    json!({
+        "job_id": job.job_id,
+        "mode": job.mode,
+        "status": job.status,
+        "created_at": job.created_at,
+        "start_time": job.start_time,
+        "end_time": job.end_time,
+        "duration_seconds": job.duration_seconds,
+        "triggered_by": job.triggered_by,
+        "error_details": job.error_details,
+        "progress": job.progress,
+        "run_id": job.run_id,
+        "force": job.force,
+    })
+}
+
+/// `GET /api/processing/cache-sync/status/{job_id}`.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if job_id.len() > 100
+        || job_id
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(ApiError::BadRequest(
+            "job ids are letters, digits, - and _".to_owned(),
+        ));
+    }
+    let job = state
+        .store
+        .get_job(&job_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {job_id}")))?;
+    Ok(Json(status_body(&job)))
+}
+
+/// Paging of the history endpoint.
+#[derive(Debug, Deserialize)]
+pub struct Paging {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// `GET /api/processing/cache-sync/history?limit=&offset=`.
+pub async fn history(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = paging.limit.unwrap_or(20);
+    let offset = paging.offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(ApiError::BadRequest(
+            "limit must be 1–500 and offset at least 0".to_owned(),
+        ));
+    }
+    let (jobs, total) = state.store.list_jobs(limit, offset).await?;
+    Ok(Json(json!({
+        "jobs": jobs.iter().map(status_body).collect::<Vec<_>>(),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    })))
+}
+
+/// `GET /api/processing/cache-sync/stats`: universes and job statistics over 7 days.
+pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let universes = state.store.universes(&state.job.environment).await?;
+    let since = Utc::now() - chrono::Duration::days(7);
+    let jobs = state.store.job_stats(since).await?;
+    Ok(Json(json!({
+        "universes": universes,
+        "job_statistics": {
+            "period_days": 7,
+            "total_jobs": jobs.total,
+            "completed": jobs.completed,
+            "failed": jobs.failed,
+            "running": jobs.running,
+            "average_duration_seconds": jobs.average_duration_seconds,
+            "last_completed_at": jobs.last_completed_at,
+        },
+    })))
+}
+
+/// `GET /health`: the database answers (and whether Redis is configured).
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let database = state.store.job_stats(Utc::now()).await.is_ok();
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if database { "healthy" } else { "unhealthy" },
+            "database": if database { "ok" } else { "unreachable" },
+            "redis": if state.publisher.is_some() { "configured" } else { "not configured" },
+            "service": "tickstock-cache-sync",
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+}

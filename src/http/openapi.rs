@@ -1,0 +1,202 @@
+//! `GET /api/openapi.json`: the OpenAPI 3 document, built from the route table below, which the
+//! router test and the hand-back document test both check against the running service.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// One documented operation: method, path, summary, whether it needs the key, request body
+/// schema (if any) and the success status.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub authenticated: bool,
+    pub body: Option<&'static str>,
+    pub success: u16,
+}
+
+/// Every endpoint the service answers.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "get",
+        path: "/health",
+        summary: "Service and database health",
+        authenticated: false,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "post",
+        path: "/api/processing/cache-sync/trigger",
+        summary: "Start a cache sync job (mode full, market_cap, themes or ipos; optional plan_id)",
+        authenticated: true,
+        body: Some("TriggerRequest"),
+        success: 202,
+    },
+    Route {
+        method: "get",
+        path: "/api/processing/cache-sync/status/{job_id}",
+        summary: "A job's status and progress",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/processing/cache-sync/history",
+        summary: "Jobs, newest first (limit, offset)",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/processing/cache-sync/stats",
+        summary: "Universes with counts, and job statistics over 7 days",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "post",
+        path: "/api/processing/cache-sync/plan",
+        summary: "The deltas a run would apply, and a plan id; writes nothing",
+        authenticated: true,
+        body: Some("PlanRequest"),
+        success: 200,
+    },
+    Route {
+        method: "post",
+        path: "/api/processing/cache-sync/rollback",
+        summary: "Roll back to the state after a run (dry_run to only plan it)",
+        authenticated: true,
+        body: Some("RollbackRequest"),
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/processing/cache-sync/runs/{run_id}/replay",
+        summary: "The whole owned catalog after a run, rebuilt from the audit log",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/universes",
+        summary: "Every owned universe with its member count and hash",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/universes/{type}/{name}/{key}",
+        summary: "One universe now, or after a run (at_run) or at a time (at)",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/universes/{type}/{name}/{key}/history",
+        summary: "A universe's changes with member reasons",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/symbols/{symbol}/history",
+        summary: "Every universe a symbol joined or left, and why",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+    Route {
+        method: "get",
+        path: "/api/openapi.json",
+        summary: "This document",
+        authenticated: true,
+        body: None,
+        success: 200,
+    },
+];
+
+fn schemas() -> Value {
+    json!({
+        "TriggerRequest": {"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["full", "market_cap", "themes", "ipos"], "default": "full"},
+            "force": {"type": "boolean", "default": false},
+            "plan_id": {"type": "string"}
+        }, "additionalProperties": false},
+        "PlanRequest": {"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["full", "market_cap", "themes", "ipos"]}
+        }, "additionalProperties": false},
+        "RollbackRequest": {"type": "object", "required": ["to_run"], "properties": {
+            "to_run": {"type": "integer"},
+            "dry_run": {"type": "boolean", "default": false},
+            "force": {"type": "boolean", "default": false}
+        }, "additionalProperties": false},
+        "Error": {"type": "object", "properties": {
+            "success": {"type": "boolean", "const": false},
+            "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+        }}
+    })
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut op = json!({
+            "summary": route.summary,
+            "responses": {
+                route.success.to_string(): {"description": "success", "content": {"application/json": {}}},
+                "4XX": {"description": "bad request, unauthorized, not found or conflict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if route.authenticated {
+            op["security"] = json!([{"ApiKey": []}]);
+        }
+        if let Some(body) = route.body {
+            op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+        }
+        let params: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[route.method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "tickstock-cache-sync", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "TickStock Phase 2.5: the universe cache synchronizer's admin API"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        }
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
