@@ -7,6 +7,7 @@ use crate::domain::types::{EntryKey, RunId};
 use crate::fixtures::{FixtureParams, SyntheticMarket};
 use crate::fixtures_loader::{load_day, load_through_day};
 use crate::history;
+use crate::publish::Publisher;
 use crate::job::{self, JobConfig, PlanRequest, RunRequest};
 use crate::report::RunReport;
 use crate::store::postgres::PgStore;
@@ -60,8 +61,21 @@ pub struct BenchReport {
     pub full_build: RunFigures,
     pub nightly: RunFigures,
     pub no_op: RunFigures,
-    #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventFigures>,
+}
+
+/// Publishing to Redis on loopback.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventFigures {
+    pub events_relayed: usize,
+    pub events_per_second: f64,
+    /// From a run's commit to a subscriber's receipt of each of its universe events.
+    pub latency_median_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_samples: usize,
 }
 
 /// Replay over a long simulated history.
@@ -118,6 +132,13 @@ impl BenchReport {
                     t.median_ms, t.min_ms, t.max_ms, t.samples
                 );
             }
+        }
+                if let Some(e) = &self.events {
+            let _ = writeln!(
+                out,
+                "events: {} relayed at {:.0} events/s; commit to subscriber median {:.1} ms, p99 {:.1} ms (n={})",
+                e.events_relayed, e.events_per_second, e.latency_median_ms, e.latency_p99_ms, e.latency_samples
+            );
         }
         for (name, r) in [
             ("run: full build on an empty table", &self.full_build),
@@ -255,7 +276,7 @@ fn figures(samples: Vec<(f64, RunReport, i64, i64)>) -> RunFigures {
 ///
 /// # Errors
 /// Store errors (the server must allow creating databases).
-pub async fn run(url: &str, args: &BenchArgs) -> Result<BenchReport, StoreError> {
+pub async fn run(url: &str, args: &BenchArgs, publisher: Option<&Publisher>) -> Result<BenchReport, StoreError> {
     let options = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
         target: crate::store::postgres::redact_url(url),
         source,
@@ -272,7 +293,13 @@ pub async fn run(url: &str, args: &BenchArgs) -> Result<BenchReport, StoreError>
         let name = format!("cache_sync_bench_{tag}_history");
         let history = measure_history(&server, args, &name).await;
         server.drop_db(&name).await?;
-        report.history = Some(history?);
+                report.history = Some(history?);
+    }
+    if let (Some(publisher), true) = (publisher, args.events > 0) {
+        let name = format!("cache_sync_bench_{tag}_events");
+        let events = measure_events(&server, args, &name, publisher).await;
+        server.drop_db(&name).await?;
+        report.events = Some(events?);
     }
     Ok(report)
 }
@@ -361,7 +388,98 @@ async fn measure(
         full_build: figures(full),
         nightly: figures(nightly),
         no_op: figures(no_op),
-        history: None,
+                history: None,
+        events: None,
+    })
+}
+
+async fn measure_events(
+    server: &Server,
+    args: &BenchArgs,
+    name: &str,
+    publisher: &Publisher,
+) -> Result<EventFigures, StoreError> {
+    use futures_util::StreamExt as _;
+    let fail = |e: crate::publish::PublishError| StoreError::Corrupt(format!("publishing failed: {e}"));
+    let store = server.create(name, None).await?;
+    store.migrate().await?;
+    // Throughput: a backlog of synthetic universe events, as after a long Redis outage.
+    sqlx::query(
+        "insert into cache_sync_outbox (run_id, environment, seq, channel, also_channel, event, payload)
+         select 0, 'BENCH', g, 'bench:universe:updated', 'bench:universe:stock_universe:market_cap:large_cap',
+                'universe_updated',
+                jsonb_build_object('universe', 'market_cap:large_cap', 'type', 'stock_universe', 'name', 'market_cap',
+                                   'key', 'large_cap', 'action', 'updated', 'added', jsonb_build_array('AAA'),
+                                   'removed', jsonb_build_array('BBB'), 'count', 612, 'seq', g, 'run_id', 0)
+         from generate_series(1, $1) g",
+    )
+    .bind(args.events as i64)
+    .execute(store.pool())
+    .await
+    .during("queueing synthetic events")?;
+    let started = Instant::now();
+    let relayed = publisher.relay(&store).await.map_err(fail)?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Latency: a subscriber on every channel, nightly runs, relay right after each commit.
+    let market = SyntheticMarket::generate(&FixtureParams {
+        stocks: args.stocks,
+        etfs: args.etfs,
+        days: 6,
+        ..FixtureParams::default()
+    });
+    load_through_day(&store, &market, 1).await?;
+    let client = redis::Client::open(publisher.redis_url()).map_err(|e| fail(e.into()))?;
+    let mut pubsub = client.get_async_pubsub().await.map_err(|e| fail(e.into()))?;
+    pubsub
+        .subscribe(publisher.channels().universe_updated())
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let listener = tokio::spawn(async move {
+        let mut messages = pubsub.into_on_message();
+        while messages.next().await.is_some() {
+            if sender.send(Instant::now()).is_err() {
+                break;
+            }
+        }
+    });
+    let job_config = JobConfig {
+        channels: publisher.channels().clone(),
+        ..JobConfig::default()
+    };
+    let mut latencies = Vec::new();
+    for day in 1..=6 {
+        if day > 1 {
+            load_day(&store, &market, day).await?;
+        }
+        let report = job::run(&store, &job_config, &request())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("bench run failed: {e}")))?;
+        let committed = Instant::now();
+        publisher.relay(&store).await.map_err(fail)?;
+        let expected = report.created + report.updated + report.deleted;
+        for _ in 0..expected {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), receiver.recv()).await {
+                Ok(Some(at)) => latencies.push(at.duration_since(committed).as_secs_f64() * 1e3),
+                _ => break,
+            }
+        }
+    }
+        listener.abort();
+    store.pool().close().await;
+    // The synthetic backlog went into the change stream; leave nothing behind.
+    if let Ok(mut con) = client.get_multiplexed_async_connection().await {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(publisher.channels().stream()).query_async(&mut con).await;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    Ok(EventFigures {
+        events_relayed: relayed.published,
+        events_per_second: relayed.published as f64 / seconds,
+        latency_median_ms: pick(0.5),
+        latency_p99_ms: pick(0.99),
+        latency_samples: latencies.len(),
     })
 }
 

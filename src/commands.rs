@@ -214,7 +214,11 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             let url = config.database_url.as_ref().ok_or_else(|| {
                 CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
             })?;
-            let report = crate::bench::run(url.expose(), args).await?;
+                        let publisher = publisher(&config)?;
+            if args.events > 0 && publisher.is_none() {
+                return Err(CliError::Usage("bench --events needs REDIS_URL".to_owned()));
+            }
+            let report = crate::bench::run(url.expose(), args, publisher.as_ref()).await?;
             print(config.format, &report, || report.to_text());
             Ok(Exit::Success)
         }

@@ -311,8 +311,12 @@ pub struct BenchArgs {
     pub repeat: usize,
     /// Also simulate this many nightly runs and time replaying one entry and the whole catalog
     /// at runs across that history (0 skips it).
-    #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0)]
     pub history_runs: usize,
+    /// Also measure Redis publishing (needs REDIS_URL): this many synthetic outbox events for
+    /// throughput, and commit-to-subscriber latency over nightly runs (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub events: usize,
 }
 
 fn parse_family(text: &str) -> Result<Family, String> {

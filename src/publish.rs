@@ -35,6 +35,7 @@ pub struct RelayOutcome {
 #[derive(Clone)]
 pub struct Publisher {
     client: redis::Client,
+    url: String,
     channels: Channels,
     stream_maxlen: usize,
 }
@@ -49,11 +50,17 @@ impl Publisher {
     /// # Errors
     /// A malformed URL.
     pub fn new(url: &str, channels: Channels, stream_maxlen: usize) -> Result<Self, PublishError> {
-        Ok(Self {
+                Ok(Self {
             client: redis::Client::open(url)?,
+            url: url.to_owned(),
             channels,
             stream_maxlen,
         })
+    }
+
+    /// The Redis URL (for opening further connections; never logged).
+    pub fn redis_url(&self) -> &str {
+        &self.url
     }
 
     /// The channel names in use.
