@@ -2,13 +2,15 @@
 //! server DATABASE_URL points at (created from a template, dropped afterwards). A benchmark,
 //! not a test: it reports figures and asserts nothing.
 
+pub mod load;
+
 use crate::config::BenchArgs;
 use crate::domain::types::{EntryKey, RunId};
 use crate::fixtures::{FixtureParams, SyntheticMarket};
 use crate::fixtures_loader::{load_day, load_through_day};
 use crate::history;
-use crate::publish::Publisher;
 use crate::job::{self, JobConfig, PlanRequest, RunRequest};
+use crate::publish::Publisher;
 use crate::report::RunReport;
 use crate::store::postgres::PgStore;
 use crate::store::{QueryContext, Store, StoreError, Trigger};
@@ -61,10 +63,12 @@ pub struct BenchReport {
     pub full_build: RunFigures,
     pub nightly: RunFigures,
     pub no_op: RunFigures,
-        #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<EventFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_load: Option<load::LoadFigures>,
 }
 
 /// Publishing to Redis on loopback.
@@ -133,7 +137,14 @@ impl BenchReport {
                 );
             }
         }
-                if let Some(e) = &self.events {
+        if let Some(l) = &self.api_load {
+            let _ = writeln!(
+                out,
+                "api load: {} clients for {:.0} s, {} requests, {} errors, {} runs completed meanwhile; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                l.clients, l.seconds, l.requests, l.errors, l.runs_completed, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
+        if let Some(e) = &self.events {
             let _ = writeln!(
                 out,
                 "events: {} relayed at {:.0} events/s; commit to subscriber median {:.1} ms, p99 {:.1} ms (n={})",
@@ -276,7 +287,11 @@ fn figures(samples: Vec<(f64, RunReport, i64, i64)>) -> RunFigures {
 ///
 /// # Errors
 /// Store errors (the server must allow creating databases).
-pub async fn run(url: &str, args: &BenchArgs, publisher: Option<&Publisher>) -> Result<BenchReport, StoreError> {
+pub async fn run(
+    url: &str,
+    args: &BenchArgs,
+    publisher: Option<&Publisher>,
+) -> Result<BenchReport, StoreError> {
     let options = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
         target: crate::store::postgres::redact_url(url),
         source,
@@ -293,13 +308,31 @@ pub async fn run(url: &str, args: &BenchArgs, publisher: Option<&Publisher>) -> 
         let name = format!("cache_sync_bench_{tag}_history");
         let history = measure_history(&server, args, &name).await;
         server.drop_db(&name).await?;
-                report.history = Some(history?);
+        report.history = Some(history?);
     }
     if let (Some(publisher), true) = (publisher, args.events > 0) {
         let name = format!("cache_sync_bench_{tag}_events");
         let events = measure_events(&server, args, &name, publisher).await;
         server.drop_db(&name).await?;
         report.events = Some(events?);
+    }
+    if args.api_clients > 0 {
+        let name = format!("cache_sync_bench_{tag}_api");
+        let store = server.create(&name, None).await?;
+        store.migrate().await?;
+        let market = SyntheticMarket::generate(&FixtureParams {
+            stocks: args.stocks,
+            etfs: args.etfs,
+            days: 2,
+            ..FixtureParams::default()
+        });
+        load_through_day(&store, &market, 2).await?;
+        let figures = load::run(store.clone(), args.api_clients, args.load_seconds)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("load test failed: {e}")));
+        store.pool().close().await;
+        server.drop_db(&name).await?;
+        report.api_load = Some(figures?);
     }
     Ok(report)
 }
@@ -388,8 +421,9 @@ async fn measure(
         full_build: figures(full),
         nightly: figures(nightly),
         no_op: figures(no_op),
-                history: None,
+        history: None,
         events: None,
+        api_load: None,
     })
 }
 
@@ -400,7 +434,8 @@ async fn measure_events(
     publisher: &Publisher,
 ) -> Result<EventFigures, StoreError> {
     use futures_util::StreamExt as _;
-    let fail = |e: crate::publish::PublishError| StoreError::Corrupt(format!("publishing failed: {e}"));
+    let fail =
+        |e: crate::publish::PublishError| StoreError::Corrupt(format!("publishing failed: {e}"));
     let store = server.create(name, None).await?;
     store.migrate().await?;
     // Throughput: a backlog of synthetic universe events, as after a long Redis outage.
@@ -430,7 +465,10 @@ async fn measure_events(
     });
     load_through_day(&store, &market, 1).await?;
     let client = redis::Client::open(publisher.redis_url()).map_err(|e| fail(e.into()))?;
-    let mut pubsub = client.get_async_pubsub().await.map_err(|e| fail(e.into()))?;
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| fail(e.into()))?;
     pubsub
         .subscribe(publisher.channels().universe_updated())
         .await
@@ -466,14 +504,22 @@ async fn measure_events(
             }
         }
     }
-        listener.abort();
+    listener.abort();
     store.pool().close().await;
     // The synthetic backlog went into the change stream; leave nothing behind.
     if let Ok(mut con) = client.get_multiplexed_async_connection().await {
-        let _: Result<i64, _> = redis::cmd("DEL").arg(publisher.channels().stream()).query_async(&mut con).await;
+        let _: Result<i64, _> = redis::cmd("DEL")
+            .arg(publisher.channels().stream())
+            .query_async(&mut con)
+            .await;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     Ok(EventFigures {
         events_relayed: relayed.published,
         events_per_second: relayed.published as f64 / seconds,

@@ -214,7 +214,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             let url = config.database_url.as_ref().ok_or_else(|| {
                 CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
             })?;
-                        let publisher = publisher(&config)?;
+            let publisher = publisher(&config)?;
             if args.events > 0 && publisher.is_none() {
                 return Err(CliError::Usage("bench --events needs REDIS_URL".to_owned()));
             }

@@ -311,12 +311,18 @@ pub struct BenchArgs {
     pub repeat: usize,
     /// Also simulate this many nightly runs and time replaying one entry and the whole catalog
     /// at runs across that history (0 skips it).
-        #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0)]
     pub history_runs: usize,
     /// Also measure Redis publishing (needs REDIS_URL): this many synthetic outbox events for
     /// throughput, and commit-to-subscriber latency over nightly runs (0 skips it).
     #[arg(long, default_value_t = 0)]
     pub events: usize,
+    /// Also load the HTTP API on loopback: this many clients polling stats, history and health
+    /// for --load-seconds while runs execute back to back (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub api_clients: usize,
+    #[arg(long, default_value_t = 30)]
+    pub load_seconds: u64,
 }
 
 fn parse_family(text: &str) -> Result<Family, String> {

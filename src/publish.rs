@@ -50,7 +50,7 @@ impl Publisher {
     /// # Errors
     /// A malformed URL.
     pub fn new(url: &str, channels: Channels, stream_maxlen: usize) -> Result<Self, PublishError> {
-                Ok(Self {
+        Ok(Self {
             client: redis::Client::open(url)?,
             url: url.to_owned(),
             channels,
