@@ -207,6 +207,16 @@ pub struct MemberMove {
     pub detail: Value,
 }
 
+impl MemberMove {
+    fn new(ticker: &str, reason: &crate::domain::reasons::Reason) -> Self {
+        Self {
+            ticker: ticker.to_owned(),
+            reason: reason.code.as_str().to_owned(),
+            detail: reason.detail.clone(),
+        }
+    }
+}
+
 /// One event in a history listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryLine {
@@ -263,23 +273,15 @@ pub async fn history(
                 op: e.op.past_tense(),
                 added: lists
                     .iter()
-                    .flat_map(|l| l.added.iter())
-                    .filter(|m| keep(&m.ticker))
-                    .map(|m| MemberMove {
-                        ticker: m.ticker.clone(),
-                        reason: m.reason.code.as_str().to_owned(),
-                        detail: m.reason.detail.clone(),
-                    })
+                    .flat_map(|l| l.added.iter().map(|m| (&m.ticker, &m.reason)))
+                    .filter(|(t, _)| keep(t))
+                    .map(|(t, r)| MemberMove::new(t, r))
                     .collect(),
                 removed: lists
                     .iter()
-                    .flat_map(|l| l.removed.iter())
-                    .filter(|m| keep(&m.ticker))
-                    .map(|m| MemberMove {
-                        ticker: m.ticker.clone(),
-                        reason: m.reason.code.as_str().to_owned(),
-                        detail: m.reason.detail.clone(),
-                    })
+                    .flat_map(|l| l.removed.iter().map(|m| (&m.ticker, &m.reason)))
+                    .filter(|(t, _)| keep(t))
+                    .map(|(t, r)| MemberMove::new(t, r))
                     .collect(),
             }
         })

@@ -122,6 +122,36 @@ impl ReasonContext<'_> {
         }
     }
 
+    /// A sector or industry reclassification, or (market-cap bands) a cap that crossed the
+    /// band's bound — or bands that moved under an unchanged cap.
+    fn moved_by_data(
+        &self,
+        family: Family,
+        entry: &str,
+        before: Option<&Value>,
+        now: &Security,
+    ) -> Option<Reason> {
+        if let Some(reason) = self.classification_change(family, before, now) {
+            return Some(reason);
+        }
+        if family != Family::MarketCap {
+            return None;
+        }
+        let old = field(before, "market_cap").and_then(Value::as_i64);
+        Some(if self.config_changed && old == now.market_cap {
+            // The cap did not move: the bands did.
+            Reason::new(
+                ReasonCode::ConfigurationChange,
+                json!({"market_cap": now.market_cap}),
+            )
+        } else {
+            Reason::new(
+                ReasonCode::ThresholdCrossed,
+                self.band_crossed(entry, old, now.market_cap),
+            )
+        })
+    }
+
     /// Why `ticker` joined the universe `entry` (its key, e.g. `large_cap`) of `family` at `rank`.
     pub fn added(
         &self,
@@ -144,27 +174,10 @@ impl ReasonContext<'_> {
                 json!({"list_date": now.list_date.map(|d| d.to_string())}),
             );
         }
-        if let Some(reason) = self.classification_change(family, before, now) {
+        if let Some(reason) = self.moved_by_data(family, entry, before, now) {
             return reason;
         }
         match family {
-            Family::MarketCap
-                if self.config_changed
-                    && field(before, "market_cap").and_then(Value::as_i64) == now.market_cap =>
-            {
-                // The cap did not move: the bands did.
-                Reason::new(
-                    ReasonCode::ConfigurationChange,
-                    json!({"market_cap": now.market_cap}),
-                )
-            }
-            Family::MarketCap => {
-                let old = field(before, "market_cap").and_then(Value::as_i64);
-                Reason::new(
-                    ReasonCode::ThresholdCrossed,
-                    self.band_crossed(entry, old, now.market_cap),
-                )
-            }
             Family::Themes | Family::Etfs if self.config_changed => {
                 Reason::new(ReasonCode::ConfigurationChange, Value::Null)
             }
@@ -217,27 +230,10 @@ impl ReasonContext<'_> {
                 )
             }
         };
-        if let Some(reason) = self.classification_change(family, before, now) {
+        if let Some(reason) = self.moved_by_data(family, entry, before, now) {
             return reason;
         }
         match family {
-            Family::MarketCap
-                if self.config_changed
-                    && field(before, "market_cap").and_then(Value::as_i64) == now.market_cap =>
-            {
-                // The cap did not move: the bands did.
-                Reason::new(
-                    ReasonCode::ConfigurationChange,
-                    json!({"market_cap": now.market_cap}),
-                )
-            }
-            Family::MarketCap => {
-                let old = field(before, "market_cap").and_then(Value::as_i64);
-                Reason::new(
-                    ReasonCode::ThresholdCrossed,
-                    self.band_crossed(entry, old, now.market_cap),
-                )
-            }
             _ if self.config_changed => Reason::new(ReasonCode::ConfigurationChange, Value::Null),
             _ => Reason::new(
                 ReasonCode::RankChange,
