@@ -612,7 +612,9 @@ async fn rollback(
         progress: None,
         expect_plan: None,
     };
-    match job::rollback(&store, &job, to_run, &request).await {
+    let result = job::rollback(&store, &job, to_run, &request).await;
+    relay(publisher(config)?.as_ref(), &store).await;
+    match result {
         Ok(report) => {
             print(config.format, &report, || report.to_text());
             Ok(Exit::Success)

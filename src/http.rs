@@ -84,6 +84,30 @@ async fn require_key(
     Ok(next.run(request).await)
 }
 
+/// Answers every client or server error in the API's JSON shape, including those produced
+/// before a handler runs (body limit, extractor rejections, wrong method, timeouts).
+async fn json_errors(request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse as _;
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        _ => reason.to_owned(),
+    };
+    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+    let body = serde_json::json!({"success": false, "error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
 /// The router. `GET /health` needs no key; everything else does.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
@@ -128,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 

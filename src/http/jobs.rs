@@ -108,6 +108,15 @@ pub async fn trigger(
         run_id: None,
         plan_id: body.plan_id.clone(),
     };
+    // A run started elsewhere (the nightly pipeline, the CLI) holds the writer lock.
+    {
+        let mut tx = state.store.begin().await?;
+        if tx.try_lock_writer().await? == crate::store::LockOutcome::HeldElsewhere {
+            return Err(ApiError::AlreadyRunning(
+                "a run started outside the API holds the writer lock".to_owned(),
+            ));
+        }
+    }
     let mut running = state.running.lock().await;
     if !state.store.create_job(&record).await? {
         return Err(ApiError::AlreadyRunning(
@@ -123,6 +132,8 @@ pub async fn trigger(
         job_id: job_id.clone(),
         handle,
     });
+    // Notices go out after the lock is released: a slow Redis must not hold up other requests.
+    drop(running);
     if let Some(p) = &state.publisher {
         let payload = json!({"job_id": job_id, "mode": body.mode, "force": body.force, "triggered_by": "api"});
         if let Err(e) = p
@@ -159,6 +170,15 @@ async fn execute(
     if let Err(e) = store.update_job(&job_id, "running", None, None).await {
         tracing::error!(error = %e, job_id, "cannot mark job running");
     }
+    if let Some(publisher) = &state.publisher {
+        let payload = json!({"phase": "2.5", "job_id": job_id, "mode": record.mode});
+        if let Err(e) = publisher
+            .notify(&publisher.channels().started(), "phase_started", &payload)
+            .await
+        {
+            tracing::warn!(error = %e, "start notice not published");
+        }
+    }
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let progress_state = state.clone();
     let progress_job = job_id.clone();
@@ -171,7 +191,7 @@ async fn execute(
                 .job_progress(&progress_job, &value)
                 .await;
             if let Some(publisher) = &progress_state.publisher {
-                let payload = json!({"phase": "2.5", "job_id": progress_job, "step": p.step, "percent": p.percent});
+                let payload = json!({"phase": "2.5", "job_id": progress_job, "step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
                 let _ = publisher
                     .notify(&publisher.channels().progress(), "phase_progress", &payload)
                     .await;
@@ -244,6 +264,17 @@ pub async fn finish_or_abort(state: &AppState, grace: Duration) {
     {
         running.handle.abort();
         let _ = (&mut running.handle).await;
+        // A job whose run already committed (it was only publishing events) stays completed.
+        let finished = state
+            .store
+            .get_job(&running.job_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|job| job.status == "completed" || job.status == "failed");
+        if finished {
+            return;
+        }
         let _ = state
             .store
             .update_job(

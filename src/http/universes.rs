@@ -204,9 +204,9 @@ pub async fn rollback(
         )
         .await
         .map_err(lift)?;
-        return Ok(Json(
-            serde_json::to_value(report).map_err(ApiError::internal)?,
-        ));
+        let mut value = serde_json::to_value(report).map_err(ApiError::internal)?;
+        value["success"] = json!(true);
+        return Ok(Json(value));
     }
     let request = RunRequest {
         plan: PlanRequest::default(),
@@ -226,7 +226,7 @@ pub async fn rollback(
             tracing::warn!(error = %e, "events stay in the outbox");
         }
     }
-    Ok(Json(
-        serde_json::to_value(report.to_json()).map_err(ApiError::internal)?,
-    ))
+    let mut value = report.to_json();
+    value["success"] = json!(true);
+    Ok(Json(value))
 }

@@ -4,7 +4,9 @@
 mod atomicity;
 mod events;
 mod guards;
+mod handback;
 mod helpers;
 mod history;
+mod http;
 mod plan;
 mod run;
