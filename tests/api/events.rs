@@ -474,25 +474,7 @@ async fn a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run
 
     db.load_next(&market, 2).await;
     // A member delisted overnight: the last (smallest) member of the largest market-cap band.
-    let bands: Vec<Value> = sqlx::query_scalar(
-        "select value from cache_entries where type = 'stock_universe' and name = 'market_cap'",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
-    let largest = bands
-        .iter()
-        .max_by_key(|v| v["stocks"].as_array().map_or(0, Vec::len))
-        .unwrap();
-    let delisted = largest["stocks"].as_array().unwrap().last().unwrap()["ticker"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    sqlx::query("update symbols set active = false where symbol = $1")
-        .bind(&delisted)
-        .execute(db.pool())
-        .await
-        .unwrap();
+    let delisted = crate::helpers::delist_smallest_member_of_largest_band(&db).await;
 
     let mut subscriber = Subscriber::new(&url, &prefix).await;
     let nightly = run_with(&db, &prefix, run_request(true)).await;

@@ -4,7 +4,6 @@
 //! family, and the CLI maps a refusal to exit code 3.
 
 use crate::helpers::{cache_sync_cli, live_hashes, run_request, small_market, TestDb};
-use std::process::Output;
 use tickstock_cache_sync::domain::diff::Op;
 use tickstock_cache_sync::domain::guard::{FamilyGuard, GuardConfig, Refusal};
 use tickstock_cache_sync::domain::types::RunId;
@@ -583,14 +582,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use crate::helpers::describe;
 
 #[tokio::test]
 async fn the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force() {

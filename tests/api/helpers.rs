@@ -271,3 +271,41 @@ pub fn cache_sync_cli(db: &TestDb, args: &[&str]) -> std::process::Output {
         .output()
         .expect("start the cache-sync binary")
 }
+
+/// A finished command's exit code and output, for assertion messages.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Marks the smallest member of the largest market-cap band inactive, as a delisting overnight
+/// would, and returns its ticker.
+pub async fn delist_smallest_member_of_largest_band(db: &TestDb) -> String {
+    let bands: Vec<serde_json::Value> = sqlx::query_scalar(
+        "select value from cache_entries where type = 'stock_universe' and name = 'market_cap'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .expect("market-cap bands");
+    let largest = bands
+        .iter()
+        .max_by_key(|v| v["stocks"].as_array().map_or(0, Vec::len))
+        .expect("at least one band");
+    let delisted = largest["stocks"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("a member")["ticker"]
+        .as_str()
+        .expect("a ticker")
+        .to_owned();
+    sqlx::query("update symbols set active = false where symbol = $1")
+        .bind(&delisted)
+        .execute(db.pool())
+        .await
+        .expect("deactivate");
+    delisted
+}
