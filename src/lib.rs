@@ -18,6 +18,7 @@
 pub mod bench;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod fixtures;
 pub mod fixtures_loader;

@@ -2,6 +2,7 @@
 //! per feature.
 
 mod atomicity;
+mod demo;
 mod events;
 mod guards;
 mod handback;
