@@ -11,10 +11,12 @@ use crate::job::Progress;
 use crate::job::{self, JobConfig, JobError, PlanRequest, RollbackError, RunRequest};
 use crate::publish::Publisher;
 use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError, Trigger};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
+use std::sync::Arc;
 
 /// Process exit codes (SPEC §12), documented for the pipeline coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,20 +92,27 @@ fn job_config(config: &Config) -> Result<JobConfig, CliError> {
     Ok(job)
 }
 
-async fn connect(config: &Config) -> Result<PgStore, CliError> {
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        CliError::Usage(
-            "DATABASE_URL is not set: give a postgres:// URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)"
-                .to_owned(),
-        )
-    })?;
-    if !url.expose().starts_with("postgres://") && !url.expose().starts_with("postgresql://") {
-        return Err(CliError::Usage(format!(
-            "DATABASE_URL must be a postgres:// URL; got one starting with `{}`",
-            url.expose().split("://").next().unwrap_or("")
-        )));
+/// The embedded default when DATABASE_URL is not set: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cache-sync.sqlite";
+
+/// Opens the store DATABASE_URL names: PostgreSQL for `postgres://`, the embedded SQLite file
+/// for `sqlite://` or when it is unset.
+async fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>, CliError> {
+    let url = url.unwrap_or(DEFAULT_DATABASE_URL);
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(CliError::Usage(format!(
+            "DATABASE_URL must be a postgres:// URL or a sqlite:// file; got one starting with `{}`",
+            url.split("://").next().unwrap_or("").chars().take(20).collect::<String>()
+        )))
     }
-    Ok(PgStore::connect(url.expose()).await?)
+}
+
+async fn connect(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+    open_store(config.database_url.as_ref().map(|u| u.expose())).await
 }
 
 fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
@@ -137,7 +146,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             store.migrate().await?;
             let symbol = symbol.as_deref().map(|s| s.trim().to_ascii_uppercase());
             let lines = history::history(
-                &store,
+                store.as_ref(),
                 &config.environment,
                 universe.as_ref(),
                 symbol.as_deref(),
@@ -159,7 +168,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
                 (None, Some(t)) => At::Time(*t),
                 (None, None) => At::Now,
             };
-            let shown = history::show(&store, &config.environment, universe, when).await?;
+            let shown = history::show(store.as_ref(), &config.environment, universe, when).await?;
             print(config.format, &shown, || render_shown(&shown));
             Ok(Exit::Success)
         }
@@ -167,7 +176,8 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             let store = connect(&config).await?;
             store.migrate().await?;
             let report =
-                history::replay(&store, &config.environment, RunId(*at_run), *verify).await?;
+                history::replay(store.as_ref(), &config.environment, RunId(*at_run), *verify)
+                    .await?;
             print(config.format, &report, || {
                 let s = &report.stats;
                 let mut out = format!(
@@ -210,6 +220,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             .await
         }
         Command::Serve(args) => serve(&config, args).await,
+        Command::Demo => demo(&config).await,
         Command::Bench(args) => {
             let url = config.database_url.as_ref().ok_or_else(|| {
                 CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
@@ -281,7 +292,7 @@ async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result<Exit, CliE
         seed: args.seed,
         nasty: args.nasty,
     });
-    let loaded = crate::fixtures_loader::load_through_day(&store, &market, day).await?;
+    let loaded = crate::fixtures_loader::load_through_day(store.as_ref(), &market, day).await?;
     #[derive(Serialize)]
     struct Loaded {
         as_of: chrono::NaiveDate,
@@ -315,7 +326,13 @@ async fn plan(config: &Config, args: &PlanArgs) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
     store.migrate().await?;
-    let report = job::plan(&store, &job, &plan_request(args), Utc::now().date_naive()).await?;
+    let report = job::plan(
+        store.as_ref(),
+        &job,
+        &plan_request(args),
+        Utc::now().date_naive(),
+    )
+    .await?;
     print(config.format, &report, || report.to_text());
     Ok(if report.has_changes() {
         Exit::Pending
@@ -356,7 +373,7 @@ async fn notify(
 }
 
 /// Publishes what the outbox holds; an outage leaves it there for the next relay.
-async fn relay(publisher: Option<&Publisher>, store: &PgStore) {
+async fn relay(publisher: Option<&Publisher>, store: &dyn Store) {
     if let Some(p) = publisher {
         match p.relay(store).await {
             Ok(outcome) => tracing::info!(published = outcome.published, "events relayed"),
@@ -379,7 +396,7 @@ fn expected_trading_day(today: chrono::NaiveDate) -> chrono::NaiveDate {
 }
 
 async fn wait_for_import(
-    store: &PgStore,
+    store: &dyn Store,
     publisher: Option<&Publisher>,
     timeout: std::time::Duration,
 ) -> Result<bool, CliError> {
@@ -420,7 +437,9 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
     store.migrate().await?;
     let publisher = publisher(config)?;
     let job_id = cli_job_id();
-    if args.wait_for_import && !wait_for_import(&store, publisher.as_ref(), args.timeout).await? {
+    if args.wait_for_import
+        && !wait_for_import(store.as_ref(), publisher.as_ref(), args.timeout).await?
+    {
         let message = format!(
             "Phase 2 did not announce completion within {}s",
             args.timeout.as_secs()
@@ -486,11 +505,11 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
         progress: Some(sender),
         expect_plan: None,
     };
-    let result = job::run(&store, &job, &request).await;
+    let result = job::run(store.as_ref(), &job, &request).await;
     drop(request);
     // The forwarder ends once the request (the last sender) is gone.
     let _ = forwarder.await;
-    relay(publisher.as_ref(), &store).await;
+    relay(publisher.as_ref(), store.as_ref()).await;
     match result {
         Ok(report) => {
             print(config.format, &report, || report.to_text());
@@ -525,7 +544,7 @@ async fn events(
     let publisher = publisher(config)?;
     if relay_only {
         let p = publisher.ok_or_else(|| CliError::Usage("--relay needs REDIS_URL".to_owned()))?;
-        let outcome = p.relay(&store).await.map_err(|e| {
+        let outcome = p.relay(store.as_ref()).await.map_err(|e| {
             CliError::Usage(format!("relay failed, events stay in the outbox: {e}"))
         })?;
         print(config.format, &outcome, || {
@@ -592,7 +611,7 @@ async fn rollback(
         RollbackError::History(e) => CliError::History(e),
     };
     if dry_run {
-        let report = job::plan_rollback(&store, &job, to_run, Utc::now().date_naive())
+        let report = job::plan_rollback(store.as_ref(), &job, to_run, Utc::now().date_naive())
             .await
             .map_err(lift)?;
         print(config.format, &report, || report.to_text());
@@ -612,8 +631,8 @@ async fn rollback(
         progress: None,
         expect_plan: None,
     };
-    let result = job::rollback(&store, &job, to_run, &request).await;
-    relay(publisher(config)?.as_ref(), &store).await;
+    let result = job::rollback(store.as_ref(), &job, to_run, &request).await;
+    relay(publisher(config)?.as_ref(), store.as_ref()).await;
     match result {
         Ok(report) => {
             print(config.format, &report, || report.to_text());
@@ -640,7 +659,7 @@ async fn verify(config: &Config) -> Result<Exit, CliError> {
     let store = connect(config).await?;
     store.migrate().await?;
     let plan = job::plan(
-        &store,
+        store.as_ref(),
         &job,
         &PlanRequest::default(),
         Utc::now().date_naive(),
@@ -651,7 +670,7 @@ async fn verify(config: &Config) -> Result<Exit, CliError> {
         .iter()
         .filter_map(|d| crate::domain::types::EntryKey::parse(d).ok())
         .collect();
-    let differences = history::describe_drift(&store, &config.environment, &drift).await?;
+    let differences = history::describe_drift(store.as_ref(), &config.environment, &drift).await?;
     print(config.format, &differences, || {
         if differences.is_empty() {
             return "Every owned row matches the audit log.\n".to_owned();
@@ -759,8 +778,7 @@ async fn serve(config: &Config, args: &crate::config::ServeArgs) -> Result<Exit,
     let job = job_config(config)?;
     let store = connect(config).await?;
     store.migrate().await?;
-    let state =
-        crate::http::AppState::new(std::sync::Arc::new(store), job, publisher(config)?, api_key);
+    let state = crate::http::AppState::new(store, job, publisher(config)?, api_key);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.bind)))?;
@@ -773,5 +791,41 @@ async fn serve(config: &Config, args: &crate::config::ServeArgs) -> Result<Exit,
     )
     .await
     .map_err(|e| CliError::Usage(format!("the service stopped: {e:#}")))?;
+    Ok(Exit::Success)
+}
+
+/// The demo's own file, made afresh each time when DATABASE_URL is not set.
+const DEMO_FILE: &str = "cache-sync-demo.sqlite";
+
+async fn demo(config: &Config) -> Result<Exit, CliError> {
+    let store = match &config.database_url {
+        Some(url) => open_store(Some(url.expose())).await?,
+        None => {
+            for leftover in [
+                DEMO_FILE.to_owned(),
+                format!("{DEMO_FILE}-wal"),
+                format!("{DEMO_FILE}-shm"),
+            ] {
+                if let Err(e) = std::fs::remove_file(&leftover) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(CliError::ReadConfig {
+                            path: leftover,
+                            source: e,
+                        });
+                    }
+                }
+            }
+            println!("Using the embedded store: ./{DEMO_FILE} (no server needed).");
+            open_store(Some(&format!("sqlite://{DEMO_FILE}"))).await?
+        }
+    };
+    let started = std::time::Instant::now();
+    crate::demo::run(store.as_ref(), &mut |text| print!("{text}"))
+        .await
+        .map_err(|e| CliError::Usage(format!("the demo failed: {e}")))?;
+    println!(
+        "Done in {:.1} s. Next: `cache-sync history --symbol <TICKER>`, `cache-sync serve --help`.",
+        started.elapsed().as_secs_f64()
+    );
     Ok(Exit::Success)
 }

@@ -209,6 +209,13 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// A narrated walkthrough for newcomers: loads a synthetic market into the demo file
+    /// (./cache-sync-demo.sqlite, made afresh, unless DATABASE_URL is set), builds day 1, applies
+    /// day 2's deltas with reasons, shows a universe's history, replays day 1 verified by hash and
+    /// rolls back to it.
+    ///
+    /// Example: cache-sync demo
+    Demo,
     /// Serve the HTTP API for the admin UI (see docs/TickStockAppV2_integration_callback.md).
     ///
     /// Example: CACHE_SYNC_API_KEY=… cache-sync serve --bind 127.0.0.1:8080
