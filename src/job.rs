@@ -285,10 +285,11 @@ async fn prepare(
     let rollback = target.is_some();
     let mut timings = StepTimings::default();
     let started = Instant::now();
-    let latest = tx.latest_price_date().await?;
-    let as_of = request.as_of.or(latest).ok_or(JobError::NoPrices)?;
+    // Configuration first: a bad file or row is reported even before any data exists.
     let rows = tx.load_config_rows(&job.environment).await?;
     let (config, warnings) = effective_config(&rows, job)?;
+    let latest = tx.latest_price_date().await?;
+    let as_of = request.as_of.or(latest).ok_or(JobError::NoPrices)?;
     let config_hash = hash_serializable(&config);
     let snapshot = tx.load_market(as_of).await?;
     timings.load_market_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -3,6 +3,7 @@
 
 mod atomicity;
 mod demo;
+mod embedded;
 mod events;
 mod guards;
 mod handback;
