@@ -2,6 +2,7 @@
 //! PostgreSQL adapter (and, later, the embedded SQLite one). All SQL lives under `store/`.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use crate::domain::diff::{EntryChange, Op};

@@ -13,12 +13,12 @@ use super::{
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
 use crate::domain::fingerprint::ContentHash;
-use crate::domain::market::{DailyBar, LatestClose, MarketSnapshot, SymbolRow};
+use crate::domain::market::{DailyBar, MarketSnapshot, SymbolRow};
 use crate::domain::types::{EntryKey, Family, RunId, Scope};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -375,13 +375,7 @@ struct PgTx {
     tx: Transaction<'static, Postgres>,
 }
 
-fn parse_hash(text: Option<String>) -> Result<Option<ContentHash>, StoreError> {
-    text.map(|t| {
-        ContentHash::parse(&t)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad hash `{t}` in the log")))
-    })
-    .transpose()
-}
+use crate::store::rows::parse_hash;
 
 #[async_trait]
 impl StoreTx for PgTx {
@@ -430,30 +424,10 @@ impl StoreTx for PgTx {
             symbols: Vec::with_capacity(rows.len()),
             closes: Vec::with_capacity(rows.len()),
         };
-        for row in rows {
-            let close_date: Option<NaiveDate> =
-                row.try_get("close_date").during("reading a close")?;
-            let close: Option<f64> = row.try_get("close").during("reading a close")?;
-            snapshot.closes.push(match (close_date, close) {
-                (Some(date), Some(close)) => Some(LatestClose { date, close }),
-                _ => None,
-            });
-            snapshot.symbols.push(SymbolRow {
-                symbol: row.try_get("symbol").during("reading a symbol")?,
-                name: row.try_get("name").during("reading a symbol")?,
-                kind: row.try_get("type").during("reading a symbol")?,
-                active: row.try_get("active").during("reading a symbol")?,
-                market_cap: row.try_get("market_cap").during("reading a symbol")?,
-                weighted_shares_outstanding: row.try_get("shares").during("reading a symbol")?,
-                primary_exchange: row.try_get("primary_exchange").during("reading a symbol")?,
-                market: row.try_get("market").during("reading a symbol")?,
-                sector: row.try_get("sector").during("reading a symbol")?,
-                industry: row.try_get("industry").during("reading a symbol")?,
-                list_date: row.try_get("list_date").during("reading a symbol")?,
-                etf_type: row.try_get("etf_type").during("reading a symbol")?,
-                issuer: row.try_get("issuer").during("reading a symbol")?,
-                aum_millions: row.try_get("aum_millions").during("reading a symbol")?,
-            });
+        for row in &rows {
+            let (symbol, close) = crate::store::rows::market_row(row)?;
+            snapshot.symbols.push(symbol);
+            snapshot.closes.push(close);
         }
         Ok(snapshot)
     }

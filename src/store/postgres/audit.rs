@@ -1,34 +1,17 @@
 //! Reading the audit log (runs, events, checkpoints) and writing checkpoints.
 
-use crate::domain::diff::{EntryChange, Op};
+use crate::domain::diff::EntryChange;
 use crate::domain::fingerprint::ContentHash;
 use crate::domain::types::{EntryKey, Family, RunId};
 use crate::store::{Checkpoint, EventFilter, LoggedEvent, QueryContext, RunSummary, StoreError};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, QueryBuilder, Row};
 
-fn parse_hash(text: Option<String>) -> Result<Option<ContentHash>, StoreError> {
-    text.map(|t| {
-        ContentHash::parse(&t)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad hash `{t}` in the log")))
-    })
-    .transpose()
-}
+use crate::store::rows::parse_hash;
 
-fn parse_op(text: &str) -> Result<Op, StoreError> {
-    match text {
-        "created" => Ok(Op::Create),
-        "updated" => Ok(Op::Update),
-        "deleted" => Ok(Op::Delete),
-        other => Err(StoreError::Corrupt(format!(
-            "unknown op `{other}` in the log"
-        ))),
-    }
-}
+use crate::store::rows::parse_op;
 
-fn parse_family(text: &str) -> Result<Family, StoreError> {
-    Family::parse(text).map_err(StoreError::Corrupt)
-}
+use crate::store::rows::parse_family;
 
 pub(super) async fn read_runs<'e>(
     db: impl PgExecutor<'e>,
@@ -47,28 +30,7 @@ pub(super) async fn read_runs<'e>(
     .fetch_all(db)
     .await
     .during("reading runs")?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(RunSummary {
-                run_id: RunId(r.try_get("run_id").during("reading a run")?),
-                trigger: r.try_get("trigger").during("reading a run")?,
-                families: r.try_get("families").during("reading a run")?,
-                as_of: r
-                    .try_get::<Option<NaiveDate>, _>("as_of")
-                    .during("reading a run")?,
-                config_hash: r.try_get("config_hash").during("reading a run")?,
-                status: r.try_get("status").during("reading a run")?,
-                forced: r.try_get("forced").during("reading a run")?,
-                started_at: r.try_get("started_at").during("reading a run")?,
-                finished_at: r.try_get("finished_at").during("reading a run")?,
-                created: r.try_get("created_count").during("reading a run")?,
-                updated: r.try_get("updated_count").during("reading a run")?,
-                deleted: r.try_get("deleted_count").during("reading a run")?,
-                unchanged: r.try_get("unchanged_count").during("reading a run")?,
-                error: r.try_get("error").during("reading a run")?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::rows::run_summary).collect()
 }
 
 pub(super) async fn run_at<'e>(

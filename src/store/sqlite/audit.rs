@@ -1,28 +1,17 @@
 //! Reading the audit log (runs, events, checkpoints) and writing checkpoints.
 
 use super::{json_text, parse_hash, parse_json, ts};
-use crate::domain::diff::{EntryChange, Op};
+use crate::domain::diff::EntryChange;
 use crate::domain::fingerprint::ContentHash;
 use crate::domain::types::{EntryKey, Family, RunId};
 use crate::store::{Checkpoint, EventFilter, LoggedEvent, QueryContext, RunSummary, StoreError};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteExecutor};
 
-fn parse_op(text: &str) -> Result<Op, StoreError> {
-    match text {
-        "created" => Ok(Op::Create),
-        "updated" => Ok(Op::Update),
-        "deleted" => Ok(Op::Delete),
-        other => Err(StoreError::Corrupt(format!(
-            "unknown op `{other}` in the log"
-        ))),
-    }
-}
+use crate::store::rows::parse_op;
 
-fn parse_family(text: &str) -> Result<Family, StoreError> {
-    Family::parse(text).map_err(StoreError::Corrupt)
-}
+use crate::store::rows::parse_family;
 
 pub(super) async fn read_runs<'e>(
     db: impl SqliteExecutor<'e>,
@@ -41,27 +30,7 @@ pub(super) async fn read_runs<'e>(
     .fetch_all(db)
     .await
     .during("reading runs")?;
-    rows.into_iter()
-        .map(|r| {
-            let get = "reading a run";
-            Ok(RunSummary {
-                run_id: RunId(r.try_get("run_id").during(get)?),
-                trigger: r.try_get("trigger").during(get)?,
-                families: r.try_get("families").during(get)?,
-                as_of: r.try_get::<Option<NaiveDate>, _>("as_of").during(get)?,
-                config_hash: r.try_get("config_hash").during(get)?,
-                status: r.try_get("status").during(get)?,
-                forced: r.try_get("forced").during(get)?,
-                started_at: r.try_get("started_at").during(get)?,
-                finished_at: r.try_get("finished_at").during(get)?,
-                created: r.try_get("created_count").during(get)?,
-                updated: r.try_get("updated_count").during(get)?,
-                deleted: r.try_get("deleted_count").during(get)?,
-                unchanged: r.try_get("unchanged_count").during(get)?,
-                error: r.try_get("error").during(get)?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::rows::run_summary).collect()
 }
 
 pub(super) async fn run_at<'e>(

@@ -204,23 +204,7 @@ pub(super) async fn universes<'e>(
     .fetch_all(db)
     .await
     .during("listing universes")?;
-    rows.into_iter()
-        .map(|r| {
-            let get = "reading a universe row";
-            let entry_type: String = r.try_get("type").during(get)?;
-            let name: String = r.try_get("name").during(get)?;
-            let key: String = r.try_get("key").during(get)?;
-            Ok(UniverseRow {
-                universe: format!("{name}:{key}"),
-                symbol_count: r.try_get("symbol_count").during(get)?,
-                hash: r.try_get("hash").during(get)?,
-                last_updated: r.try_get("updated_at").during(get)?,
-                entry_type,
-                name,
-                key,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::rows::universe_row).collect()
 }
 
 pub(super) async fn metrics<'e>(
