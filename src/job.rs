@@ -432,8 +432,9 @@ pub async fn plan(
 ) -> Result<PlanReport, JobError> {
     let started = Instant::now();
     let mut tx = store.begin().await?;
-    let prepared = prepare(tx.as_mut(), job, request, today, None).await?;
-    drop(tx);
+    let prepared = prepare(tx.as_mut(), job, request, today, None).await;
+    tx.rollback().await?;
+    let prepared = prepared?;
     let refusals = guard::check(
         &job.guards,
         &prepared.freshness,
@@ -511,8 +512,9 @@ pub async fn plan_rollback(
         today,
         Some(&target),
     )
-    .await?;
-    drop(tx);
+    .await;
+    tx.rollback().await.map_err(JobError::from)?;
+    let prepared = prepared?;
     let mut refusals = guard::check(
         &job.guards,
         &prepared.freshness,
@@ -552,6 +554,10 @@ pub enum RollbackError {
 }
 
 /// As `run`, but every member change carries the reason `rollback` (used by rollbacks).
+///
+/// The transaction is rolled back explicitly before any error or refusal is returned, so the
+/// writer lock is free by the time the caller hears of it (a dropped transaction would release
+/// it only when its connection is next used).
 async fn run_with(
     store: &dyn Store,
     job: &JobConfig,
@@ -560,12 +566,86 @@ async fn run_with(
 ) -> Result<RunReport, JobError> {
     let started = Instant::now();
     let mut tx = store.begin().await?;
+    match run_in(tx.as_mut(), job, request, target, started).await {
+        Ok(InTransaction::Applied(mut report)) => {
+            if request.pause_before_commit {
+                eprintln!("cache-sync: paused before commit (test hook)");
+                std::future::pending::<()>().await;
+            }
+            let changed = report.deltas.len();
+            request.progress("committing", 90, changed);
+            let step = Instant::now();
+            tx.commit().await?;
+            request.progress("committed", 100, changed);
+            report.timings.commit_ms = step.elapsed().as_secs_f64() * 1e3;
+            report.duration_seconds = started.elapsed().as_secs_f64();
+            tracing::info!(
+                run_id = report.run_id.map_or(0, |r| r.0),
+                created = report.created,
+                updated = report.updated,
+                deleted = report.deleted,
+                unchanged = report.unchanged,
+                "run applied"
+            );
+            Ok(*report)
+        }
+        Ok(InTransaction::Refused(refused)) => {
+            tx.rollback().await?;
+            let RefusedRun {
+                record,
+                mut report,
+                refusals,
+                collisions,
+            } = *refused;
+            let run_id = store.append_run_record(&record).await?;
+            report.run_id = Some(run_id);
+            if !collisions.is_empty() {
+                return Err(JobError::Collision { run_id, collisions });
+            }
+            Err(JobError::Refused {
+                run_id,
+                refusals,
+                report: Box::new(report),
+            })
+        }
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a failed run");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// What a run decided inside its transaction.
+enum InTransaction {
+    /// Deltas, events and the run record are written; the transaction awaits its commit.
+    Applied(Box<RunReport>),
+    /// Nothing may be written: the run record to append on its own.
+    Refused(Box<RefusedRun>),
+}
+
+struct RefusedRun {
+    record: NewRun,
+    report: RunReport,
+    refusals: Vec<Refusal>,
+    collisions: Vec<Collision>,
+}
+
+/// Takes the writer lock, plans, checks the guards and writes the run into `tx`.
+async fn run_in(
+    tx: &mut dyn StoreTx,
+    job: &JobConfig,
+    request: &RunRequest,
+    target: Option<(RunId, &State)>,
+    started: Instant,
+) -> Result<InTransaction, JobError> {
     if tx.try_lock_writer().await? == LockOutcome::HeldElsewhere {
         return Err(JobError::LockHeld);
     }
     request.progress("planning", 10, 0);
     let prepared = prepare(
-        tx.as_mut(),
+        tx,
         job,
         &request.plan,
         request.now.date_naive(),
@@ -627,11 +707,10 @@ async fn run_with(
     };
 
     if !prepared.collisions.is_empty() || !refusals.is_empty() {
-        drop(tx);
         record.status = RunStatus::Refused;
         record.finished_at =
             request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
-        let mut report = RunReport::new(
+        let report = RunReport::new(
             &prepared,
             &record,
             None,
@@ -644,19 +723,12 @@ async fn run_with(
             collision_summary(&prepared.collisions)
         });
         record.report = report.to_json();
-        let run_id = store.append_run_record(&record).await?;
-        report.run_id = Some(run_id);
-        if !prepared.collisions.is_empty() {
-            return Err(JobError::Collision {
-                run_id,
-                collisions: prepared.collisions,
-            });
-        }
-        return Err(JobError::Refused {
-            run_id,
+        return Ok(InTransaction::Refused(Box::new(RefusedRun {
+            record,
+            report,
             refusals,
-            report: Box::new(report),
-        });
+            collisions: prepared.collisions,
+        })));
     }
 
     let step = Instant::now();
@@ -697,24 +769,6 @@ async fn run_with(
             .await?;
     }
     report.timings.apply_ms = step.elapsed().as_secs_f64() * 1e3;
-    if request.pause_before_commit {
-        eprintln!("cache-sync: paused before commit (test hook)");
-        std::future::pending::<()>().await;
-    }
-    request.progress("committing", 90, prepared.deltas.len());
-    let step = Instant::now();
-    tx.commit().await?;
-    request.progress("committed", 100, prepared.deltas.len());
-    report.timings.commit_ms = step.elapsed().as_secs_f64() * 1e3;
     report.run_id = Some(run_id);
-    report.duration_seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        run_id = run_id.0,
-        created = record.created,
-        updated = record.updated,
-        deleted = record.deleted,
-        unchanged = record.unchanged,
-        "run applied"
-    );
-    Ok(report)
+    Ok(InTransaction::Applied(Box::new(report)))
 }

@@ -460,4 +460,8 @@ pub trait StoreTx: Send {
 
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Rolls back now (dropping the transaction also rolls back, but only when its connection
+    /// is next used, which may be after another session asked for the writer lock).
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }

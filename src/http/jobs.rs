@@ -111,7 +111,10 @@ pub async fn trigger(
     // A run started elsewhere (the nightly pipeline, the CLI) holds the writer lock.
     {
         let mut tx = state.store.begin().await?;
-        if tx.try_lock_writer().await? == crate::store::LockOutcome::HeldElsewhere {
+        let outcome = tx.try_lock_writer().await?;
+        // Released now, not when the connection is next used: the job is about to take it.
+        tx.rollback().await?;
+        if outcome == crate::store::LockOutcome::HeldElsewhere {
             return Err(ApiError::AlreadyRunning(
                 "a run started outside the API holds the writer lock".to_owned(),
             ));

@@ -640,6 +640,10 @@ impl StoreTx for PgTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.during("committing the run")
     }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.rollback().await.during("rolling back")
+    }
 }
 
 /// Inserts, updates in place (keeping `id`, setting `updated_at`) and deletes by id.

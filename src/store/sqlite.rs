@@ -731,6 +731,10 @@ impl StoreTx for SqliteTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.during("committing the run")
     }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.rollback().await.during("rolling back")
+    }
 }
 
 /// (type, name, key, version, last_seq, hash, row_digest) of `cache_sync_entry_head`.
