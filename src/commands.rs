@@ -97,12 +97,17 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://cache-sync.sqlite";
 
 /// Opens the store DATABASE_URL names: PostgreSQL for `postgres://`, the embedded SQLite file
 /// for `sqlite://` or when it is unset.
-async fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>, CliError> {
+/// With `create` false a missing SQLite file is an error rather than a new empty database.
+async fn open_store(url: Option<&str>, create: bool) -> Result<Arc<dyn Store>, CliError> {
     let url = url.unwrap_or(DEFAULT_DATABASE_URL);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(if create {
+            SqliteStore::open(url).await?
+        } else {
+            SqliteStore::open_existing(url).await?
+        }))
     } else {
         Err(CliError::Usage(format!(
             "DATABASE_URL must be a postgres:// URL or a sqlite:// file; got one starting with `{}`",
@@ -111,8 +116,17 @@ async fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>, CliError> {
     }
 }
 
+/// Opens the store and readies its schema: applies pending migrations, or with `--no-migrate`
+/// only checks that none is pending.
 async fn connect(config: &Config) -> Result<Arc<dyn Store>, CliError> {
-    open_store(config.database_url.as_ref().map(|u| u.expose())).await
+    let url = config.database_url.as_ref().map(|u| u.expose());
+    let store = open_store(url, !config.no_migrate).await?;
+    if config.no_migrate {
+        store.check_schema().await?;
+    } else {
+        store.migrate().await?;
+    }
+    Ok(store)
 }
 
 fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
@@ -143,7 +157,6 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             limit,
         } => {
             let store = connect(&config).await?;
-            store.migrate().await?;
             let symbol = symbol.as_deref().map(|s| s.trim().to_ascii_uppercase());
             let lines = history::history(
                 store.as_ref(),
@@ -162,7 +175,6 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             at,
         } => {
             let store = connect(&config).await?;
-            store.migrate().await?;
             let when = match (at_run, at) {
                 (Some(run), _) => At::Run(RunId(*run)),
                 (None, Some(t)) => At::Time(*t),
@@ -174,7 +186,6 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
         }
         Command::Replay { at_run, verify } => {
             let store = connect(&config).await?;
-            store.migrate().await?;
             let report =
                 history::replay(store.as_ref(), &config.environment, RunId(*at_run), *verify)
                     .await?;
@@ -237,7 +248,8 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
 }
 
 async fn migrate(config: &Config, widen_unique: bool, yes: bool) -> Result<Exit, CliError> {
-    let store = connect(config).await?;
+    // Migrating is what this command is for, `--no-migrate` or not.
+    let store = open_store(config.database_url.as_ref().map(|u| u.expose()), true).await?;
     store.migrate().await?;
     if widen_unique {
         let statements = store.widen_unique(yes).await?;
@@ -284,7 +296,6 @@ async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result<Exit, CliE
         )));
     }
     let store = connect(config).await?;
-    store.migrate().await?;
     let market = SyntheticMarket::generate(&FixtureParams {
         stocks: args.stocks,
         etfs: args.etfs,
@@ -325,7 +336,6 @@ fn plan_request(args: &PlanArgs) -> PlanRequest {
 async fn plan(config: &Config, args: &PlanArgs) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
-    store.migrate().await?;
     let report = job::plan(
         store.as_ref(),
         &job,
@@ -434,7 +444,6 @@ async fn wait_for_import(
 async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
-    store.migrate().await?;
     let publisher = publisher(config)?;
     let job_id = cli_job_id();
     if args.wait_for_import
@@ -540,7 +549,6 @@ async fn events(
     limit: i64,
 ) -> Result<Exit, CliError> {
     let store = connect(config).await?;
-    store.migrate().await?;
     let publisher = publisher(config)?;
     if relay_only {
         let p = publisher.ok_or_else(|| CliError::Usage("--relay needs REDIS_URL".to_owned()))?;
@@ -605,7 +613,6 @@ async fn rollback(
 ) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
-    store.migrate().await?;
     let lift = |e: RollbackError| match e {
         RollbackError::Job(e) => CliError::Job(e),
         RollbackError::History(e) => CliError::History(e),
@@ -657,7 +664,6 @@ async fn rollback(
 async fn verify(config: &Config) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
-    store.migrate().await?;
     let plan = job::plan(
         store.as_ref(),
         &job,
@@ -777,7 +783,6 @@ async fn serve(config: &Config, args: &crate::config::ServeArgs) -> Result<Exit,
     }
     let job = job_config(config)?;
     let store = connect(config).await?;
-    store.migrate().await?;
     let state = crate::http::AppState::new(store, job, publisher(config)?, api_key);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -799,7 +804,7 @@ const DEMO_FILE: &str = "cache-sync-demo.sqlite";
 
 async fn demo(config: &Config) -> Result<Exit, CliError> {
     let store = match &config.database_url {
-        Some(url) => open_store(Some(url.expose())).await?,
+        Some(url) => open_store(Some(url.expose()), true).await?,
         None => {
             for leftover in [
                 DEMO_FILE.to_owned(),
@@ -816,7 +821,7 @@ async fn demo(config: &Config) -> Result<Exit, CliError> {
                 }
             }
             println!("Using the embedded store: ./{DEMO_FILE} (no server needed).");
-            open_store(Some(&format!("sqlite://{DEMO_FILE}"))).await?
+            open_store(Some(&format!("sqlite://{DEMO_FILE}")), true).await?
         }
     };
     let started = std::time::Instant::now();

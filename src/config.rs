@@ -92,6 +92,12 @@ pub struct Config {
     #[arg(long, value_enum, default_value = "text", global = true)]
     pub format: Format,
 
+    /// Never change the schema: check that every migration is applied and stop with an error
+    /// naming the missing ones if not (for roles without DDL rights; `cache-sync migrate`
+    /// applies them).
+    #[arg(long, env = "CACHE_SYNC_NO_MIGRATE", global = true)]
+    pub no_migrate: bool,
+
     /// Log format (logs go to stderr; level from RUST_LOG).
     #[arg(
         long,

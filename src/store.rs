@@ -37,6 +37,91 @@ pub enum StoreError {
     },
     #[error("the database holds data the job cannot read: {0}")]
     Corrupt(String),
+    #[error("{}", describe_schema_gap(.missing, *.total))]
+    SchemaOutOfDate {
+        /// `(version, description)` of each migration not applied, oldest first.
+        missing: Vec<(i64, String)>,
+        /// How many migrations the job has.
+        total: usize,
+    },
+}
+
+fn describe_schema_gap(missing: &[(i64, String)], total: usize) -> String {
+    let what = if missing.len() == total {
+        "the database has no cache-sync schema".to_owned()
+    } else {
+        format!(
+            "the database schema is behind this build: {} of its {total} migrations are not applied",
+            missing.len()
+        )
+    };
+    let list = missing
+        .iter()
+        .map(|(version, description)| format!("{version} {description}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{what} ({list}), and --no-migrate forbids applying them; run `cache-sync migrate` as a \
+         role allowed to change the schema, or run without --no-migrate"
+    )
+}
+
+/// The migrations of `migrator` not in `applied`, oldest first.
+pub(crate) fn missing_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> Vec<(i64, String)> {
+    migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .map(|m| (m.version, m.description.to_string()))
+        .collect()
+}
+
+/// Ok when `applied` holds every migration of `migrator`; else `SchemaOutOfDate` naming the
+/// ones it lacks.
+pub(crate) fn require_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> Result<(), StoreError> {
+    let missing = missing_migrations(migrator, applied);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::SchemaOutOfDate {
+        missing,
+        total: migrator.iter().count(),
+    })
+}
+
+/// Checks that every migration of `migrator` is recorded as applied in `pool`'s database;
+/// `recorded_sql` answers whether sqlx's `_sqlx_migrations` table exists (a dialect question).
+pub(crate) async fn check_migrations<DB>(
+    pool: &sqlx::Pool<DB>,
+    recorded_sql: &'static str,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    bool: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let recorded: bool = sqlx::query_scalar(recorded_sql)
+        .fetch_one(pool)
+        .await
+        .during("checking the schema")?;
+    let applied: Vec<i64> = if recorded {
+        sqlx::query_scalar("select version from _sqlx_migrations where success")
+            .fetch_all(pool)
+            .await
+            .during("checking the schema")?
+    } else {
+        Vec::new()
+    };
+    require_migrations(migrator, &applied)
 }
 
 /// Adds what the job was doing to a sqlx error.
@@ -276,6 +361,10 @@ pub enum LockOutcome {
 pub trait Store: Send + Sync {
     /// Creates or upgrades the schema.
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Checks, without changing anything, that every migration is applied:
+    /// `StoreError::SchemaOutOfDate` names the ones that are not.
+    async fn check_schema(&self) -> Result<(), StoreError>;
 
     /// Starts a transaction; everything a run reads and writes happens inside one.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;

@@ -6,9 +6,9 @@ mod jobs;
 mod outbox;
 
 use super::{
-    AppendedRun, Checkpoint, EntryHead, EventFilter, JobRecord, JobStats, LockOutcome, LoggedEvent,
-    MetricsSnapshot, NewRun, OutboxRow, QueryContext, RowIdentity, RunSummary, Store, StoreError,
-    StoreTx, StoredRow, UniqueConstraint, UniverseRow,
+    check_migrations, AppendedRun, Checkpoint, EntryHead, EventFilter, JobRecord, JobStats,
+    LockOutcome, LoggedEvent, MetricsSnapshot, NewRun, OutboxRow, QueryContext, RowIdentity,
+    RunSummary, Store, StoreError, StoreTx, StoredRow, UniqueConstraint, UniverseRow,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
@@ -22,6 +22,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The schema this build expects, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Key of the advisory lock that makes the job a single writer (any stable 64-bit number).
 const WRITER_LOCK_KEY: i64 = 0x7C5E_5EED_2026_0205;
@@ -81,10 +84,17 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        check_migrations(
+            &self.pool,
+            "select to_regclass('_sqlx_migrations') is not null",
+            &MIGRATOR,
+        )
+        .await
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {

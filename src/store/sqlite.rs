@@ -30,9 +30,10 @@ mod outbox;
 mod tests;
 
 use super::{
-    AppendedRun, Checkpoint, EntryHead, EventFilter, JobRecord, JobStats, LockOutcome, LoggedEvent,
-    MetricsSnapshot, NewRun, OutboxRow, QueryContext, RowIdentity, RunSummary, Store, StoreError,
-    StoreTx, StoredRow, UniqueConstraint, UniverseRow,
+    check_migrations, require_migrations, AppendedRun, Checkpoint, EntryHead, EventFilter,
+    JobRecord, JobStats, LockOutcome, LoggedEvent, MetricsSnapshot, NewRun, OutboxRow,
+    QueryContext, RowIdentity, RunSummary, Store, StoreError, StoreTx, StoredRow, UniqueConstraint,
+    UniverseRow,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta, Op};
@@ -48,6 +49,9 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The schema this build expects, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a statement waits for another connection's write lock (not the run's writer lock,
 /// which never waits).
@@ -88,6 +92,23 @@ impl SqliteStore {
             .await
             .map_err(|source| StoreError::Connect { target, source })?;
         Ok(Self { pool })
+    }
+
+    /// As `open`, but a missing file is not created: it is reported as a database without the
+    /// schema (with migrations off, nothing may be created).
+    ///
+    /// # Errors
+    /// `StoreError::SchemaOutOfDate` when the file does not exist, else as `open`.
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let options =
+            SqliteConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
+                target: url.to_owned(),
+                source,
+            })?;
+        if !options.get_filename().exists() {
+            require_migrations(&MIGRATOR, &[])?;
+        }
+        Self::open(url).await
     }
 
     /// Wraps an existing pool (tests).
@@ -160,8 +181,12 @@ fn status_text(run: &NewRun) -> Result<String, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        check_migrations(&self.pool, "select count(*) > 0 from sqlite_master where type = 'table' and name = '_sqlx_migrations'", &MIGRATOR).await
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
