@@ -9,6 +9,7 @@ use crate::fixtures::{FixtureParams, SyntheticMarket};
 use crate::history::{self, At, HistoryError};
 use crate::job::Progress;
 use crate::job::{self, JobConfig, JobError, PlanRequest, RollbackError, RunRequest};
+use crate::progress::StepBar;
 use crate::publish::Publisher;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -127,6 +128,11 @@ async fn connect(config: &Config) -> Result<Arc<dyn Store>, CliError> {
         store.migrate().await?;
     }
     Ok(store)
+}
+
+/// Whether this invocation draws progress bars (see `progress::wanted`).
+fn progress_wanted(config: &Config) -> bool {
+    crate::progress::wanted(config.format, config.log_format)
 }
 
 fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
@@ -296,6 +302,8 @@ async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result<Exit, CliE
         )));
     }
     let store = connect(config).await?;
+    let bar = StepBar::start(progress_wanted(config), "fixtures");
+    bar.step(0, "generating the synthetic market");
     let market = SyntheticMarket::generate(&FixtureParams {
         stocks: args.stocks,
         etfs: args.etfs,
@@ -303,7 +311,9 @@ async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result<Exit, CliE
         seed: args.seed,
         nasty: args.nasty,
     });
+    bar.step(30, &format!("writing {day} days of prices"));
     let loaded = crate::fixtures_loader::load_through_day(store.as_ref(), &market, day).await?;
+    drop(bar);
     #[derive(Serialize)]
     struct Loaded {
         as_of: chrono::NaiveDate,
@@ -487,12 +497,16 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
         json!({"phase": "2.5", "job_id": job_id, "mode": mode}),
     )
     .await;
+    let bar = Arc::new(StepBar::start(progress_wanted(config), "run"));
+    bar.step(0, "starting");
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let forwarder = {
         let publisher = publisher.clone();
         let job_id = job_id.clone();
+        let bar = bar.clone();
         tokio::spawn(async move {
             while let Some(p) = receiver.recv().await {
+                bar.step(p.percent, p.step);
                 let payload = json!({"phase": "2.5", "job_id": job_id, "step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
                 notify(
                     publisher.as_ref(),
@@ -518,7 +532,9 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
     drop(request);
     // The forwarder ends once the request (the last sender) is gone.
     let _ = forwarder.await;
+    bar.step(100, "publishing events");
     relay(publisher.as_ref(), store.as_ref()).await;
+    drop(bar);
     match result {
         Ok(report) => {
             print(config.format, &report, || report.to_text());
@@ -628,6 +644,17 @@ async fn rollback(
             Exit::Success
         });
     }
+    let bar = Arc::new(StepBar::start(progress_wanted(config), "rollback"));
+    bar.step(0, "replaying the target run");
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let shown = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            while let Some(p) = receiver.recv().await {
+                bar.step(p.percent, p.step);
+            }
+        })
+    };
     let request = RunRequest {
         plan: PlanRequest::default(),
         force,
@@ -635,11 +662,14 @@ async fn rollback(
         now: Utc::now(),
         pause_before_commit: false,
         job_id: cli_job_id(),
-        progress: None,
+        progress: Some(sender),
         expect_plan: None,
     };
     let result = job::rollback(store.as_ref(), &job, to_run, &request).await;
+    drop(request);
+    let _ = shown.await;
     relay(publisher(config)?.as_ref(), store.as_ref()).await;
+    drop(bar);
     match result {
         Ok(report) => {
             print(config.format, &report, || report.to_text());

@@ -25,6 +25,7 @@ pub mod fixtures_loader;
 pub mod history;
 pub mod http;
 pub mod job;
+pub mod progress;
 pub mod publish;
 pub mod report;
 pub mod store;
