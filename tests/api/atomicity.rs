@@ -2,15 +2,14 @@
 //! against a real database and a real process killed mid-transaction.
 
 use crate::helpers::{
-    cache_sync_cli, cache_sync_command, live_hashes, run_request, small_market, TestDb,
+    cache_sync_cli, cache_sync_command, live_hashes, on_both_stores, run_request, small_market,
+    Backend, TestDb,
 };
-use sqlx::{Connection, PgConnection};
 use std::io::BufRead;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 use tickstock_cache_sync::job::{JobConfig, JobError};
-
-/// The value of the private `WRITER_LOCK_KEY` in src/store/postgres.rs.
-const WRITER_LOCK_KEY: i64 = 0x7C5E_5EED_2026_0205;
+use tickstock_cache_sync::store::{LockOutcome, StoreTx};
 
 /// Every row of every table a run writes, as text, in a stable order.
 async fn full_state(db: &TestDb) -> Vec<(&'static str, Vec<String>)> {
@@ -25,49 +24,31 @@ async fn full_state(db: &TestDb) -> Vec<(&'static str, Vec<String>)> {
     ];
     let mut state = Vec::new();
     for (table, order) in tables {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("select t::text from {table} t order by {order}"))
-                .fetch_all(db.pool())
-                .await
-                .expect("read a table");
-        state.push((table, rows));
+        state.push((table, db.table_text(table, "true", order).await));
     }
     state
 }
 
-async fn connect(db: &TestDb) -> PgConnection {
-    PgConnection::connect(&db.url)
-        .await
-        .expect("a second session")
+/// A transaction on a connection of its own holding the writer lock, or `None` when another
+/// session has it.
+async fn take_writer_lock(db: &TestDb) -> Option<Box<dyn StoreTx>> {
+    let mut tx = db.store.begin().await.expect("a second session");
+    match tx.try_lock_writer().await.expect("ask for the lock") {
+        LockOutcome::Acquired => Some(tx),
+        LockOutcome::HeldElsewhere => None,
+    }
 }
 
-/// Whether the writer lock is free right now (taken and released at once if so).
-async fn writer_lock_is_free(conn: &mut PgConnection) -> bool {
-    let mut tx = conn.begin().await.unwrap();
-    let free: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(WRITER_LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    free
-}
-
-#[tokio::test]
-async fn a_run_while_another_session_holds_the_writer_lock_fails_with_lock_held_and_writes_nothing()
-{
-    let db = TestDb::new().await;
+async fn a_run_while_another_session_holds_the_writer_lock_fails_with_lock_held_and_writes_nothing(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(201, 1), 1).await;
     let before = full_state(&db).await;
 
-    let mut holder = connect(&db).await;
-    let mut held = holder.begin().await.unwrap();
-    let got: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(WRITER_LOCK_KEY)
-        .fetch_one(&mut *held)
+    let held = take_writer_lock(&db)
         .await
-        .unwrap();
-    assert!(got, "the test session takes the writer lock");
+        .expect("the test session takes the writer lock");
 
     for force in [false, true] {
         let err = db
@@ -101,11 +82,15 @@ async fn a_run_while_another_session_holds_the_writer_lock_fails_with_lock_held_
     assert_eq!(db.count("cache_sync_run").await, 1);
 }
 
-#[tokio::test]
+on_both_stores!(
+    a_run_while_another_session_holds_the_writer_lock_fails_with_lock_held_and_writes_nothing
+);
+
 async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_the_next_run_converges(
+    backend: Backend,
 ) {
     let market = small_market(202, 2);
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     db.load(&market, 1).await;
     db.run().await;
     db.load_next(&market, 2).await;
@@ -134,35 +119,37 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
     }
 
     // The paused run holds the writer lock inside a transaction that has written its deltas.
-    let mut probe = connect(&db).await;
-    assert!(!writer_lock_is_free(&mut probe).await);
-    let writing: i64 = sqlx::query_scalar(
-        "select count(*) from pg_stat_activity
-         where datname = current_database() and pid <> pg_backend_pid()
-           and state = 'idle in transaction' and backend_xid is not null",
-    )
-    .fetch_one(&mut probe)
-    .await
-    .unwrap();
-    assert_eq!(writing, 1, "one open transaction with writes");
+    assert!(take_writer_lock(&db).await.is_none());
+    if backend == Backend::Postgres {
+        let writing: i64 = db
+            .sql(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and pid <> pg_backend_pid()
+                   and state = 'idle in transaction' and backend_xid is not null",
+            )
+            .scalar()
+            .await;
+        assert_eq!(writing, 1, "one open transaction with writes");
+    }
 
     child.kill().expect("SIGKILL");
     let status = child.wait().unwrap();
     assert!(!status.success());
 
-    // Wait (in the server, not with a sleep) until the killed session's transaction is gone:
-    // its writer lock is released when its backend has rolled back.
-    sqlx::raw_sql("set lock_timeout = '60s'")
-        .execute(&mut probe)
-        .await
-        .unwrap();
-    let mut tx = probe.begin().await.unwrap();
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(WRITER_LOCK_KEY)
-        .execute(&mut *tx)
-        .await
-        .expect("the killed run's lock is released");
-    tx.rollback().await.unwrap();
+    // The killed session's lock goes when its transaction is gone (PostgreSQL notices the
+    // closed socket; SQLite's file locks die with the process).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(free) = take_writer_lock(&db).await {
+            free.rollback().await.unwrap();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's lock is released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     assert_eq!(
         full_state(&db).await,
@@ -172,7 +159,7 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
 
     let report = db.run().await;
     assert!(report.created + report.updated + report.deleted > 0);
-    let fresh = TestDb::new().await;
+    let fresh = TestDb::on(backend).await;
     fresh.load(&market, 2).await;
     fresh.run().await;
     assert_eq!(live_hashes(&db).await, live_hashes(&fresh).await);
@@ -183,27 +170,34 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
     );
 }
 
-#[tokio::test]
-async fn the_audit_log_refuses_updates_deletes_and_truncates_in_the_schema() {
-    let db = TestDb::new().await;
+on_both_stores!(
+    a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_the_next_run_converges
+);
+
+async fn the_audit_log_refuses_updates_deletes_and_truncates_in_the_schema(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(203, 1), 1).await;
     db.run().await;
     assert!(db.count("cache_sync_event").await > 0);
     let before = full_state(&db).await;
-    for sql in [
+    let mut statements = vec![
         "update cache_sync_event set op = 'x'",
         "delete from cache_sync_run",
-        "truncate cache_sync_event",
         "delete from cache_sync_event",
         "update cache_sync_run set status = 'failed'",
-        "truncate cache_sync_run cascade",
-    ] {
-        let err = sqlx::query(sql)
-            .execute(db.pool())
-            .await
-            .expect_err(sql)
-            .to_string();
+    ];
+    if backend == Backend::Postgres {
+        // SQLite has no TRUNCATE: its unqualified DELETE fires the row triggers.
+        statements.extend([
+            "truncate cache_sync_event",
+            "truncate cache_sync_run cascade",
+        ]);
+    }
+    for sql in statements {
+        let err = db.sql(sql).try_execute().await.expect_err(sql).to_string();
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
     assert_eq!(full_state(&db).await, before);
 }
+
+on_both_stores!(the_audit_log_refuses_updates_deletes_and_truncates_in_the_schema);

@@ -1,13 +1,12 @@
-//! The demo walkthrough, end to end on a real database.
+//! The demo walkthrough, end to end on each store.
 
-use crate::helpers::TestDb;
+use crate::helpers::{on_both_stores, Backend, TestDb};
 use tickstock_cache_sync::demo;
 
-#[tokio::test]
-async fn the_demo_narrates_every_step_and_its_rollback_matches_the_replay() {
-    let db = TestDb::new().await;
+async fn the_demo_narrates_every_step_and_its_rollback_matches_the_replay(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let mut narration = String::new();
-    demo::run(&db.store, &mut |text| narration.push_str(text))
+    demo::run(db.store.as_ref(), &mut |text| narration.push_str(text))
         .await
         .expect("demo runs");
     for step in [
@@ -41,3 +40,5 @@ async fn the_demo_narrates_every_step_and_its_rollback_matches_the_replay() {
         "reasons are shown:\n{narration}"
     );
 }
+
+on_both_stores!(the_demo_narrates_every_step_and_its_rollback_matches_the_replay);

@@ -6,7 +6,9 @@
 //! 127.0.0.1:6379) and deletes its stream when it ends; the outage test runs a private
 //! `redis-server`. Waits on Redis are bounded by `WAIT` (a failure bound, never a pause).
 
-use crate::helpers::{cache_sync_command, run_request, small_market, TestDb};
+use crate::helpers::{
+    cache_sync_command, on_both_stores, run_request, small_market, Backend, TestDb,
+};
 use futures_util::StreamExt as _;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
@@ -285,13 +287,13 @@ type OutboxTuple = (
 );
 
 async fn logged_events(db: &TestDb, filter_sql: &str) -> Vec<LoggedEvent> {
-    let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "select seq, run_id, entry_type, entry_name, entry_key, op, hash_after, change
+    let rows: Vec<EventRow> = db
+        .sql(format!(
+            "select seq, run_id, entry_type, entry_name, entry_key, op, hash_after, change
              from cache_sync_event where {filter_sql} order by seq"
-    ))
-    .fetch_all(db.pool())
-    .await
-    .expect("audit events");
+        ))
+        .fetch_all()
+        .await;
     rows.into_iter()
         .map(
             |(seq, run_id, entry_type, name, key, op, hash_after, change)| LoggedEvent {
@@ -322,14 +324,14 @@ struct OutboxLine {
 }
 
 async fn outbox(db: &TestDb, filter_sql: &str) -> Vec<OutboxLine> {
-    let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-        "select outbox_id, run_id, seq, channel, also_channel, event, payload,
+    let rows: Vec<OutboxTuple> = db
+        .sql(format!(
+            "select outbox_id, run_id, seq, channel, also_channel, event, payload,
                     published_at is not null
              from cache_sync_outbox where {filter_sql} order by outbox_id"
-    ))
-    .fetch_all(db.pool())
-    .await
-    .expect("outbox rows");
+        ))
+        .fetch_all()
+        .await;
     rows.into_iter()
         .map(
             |(outbox_id, run_id, seq, channel, also_channel, event, payload, published)| {
@@ -349,14 +351,13 @@ async fn outbox(db: &TestDb, filter_sql: &str) -> Vec<OutboxLine> {
 }
 
 async fn pending_count(db: &TestDb) -> i64 {
-    sqlx::query_scalar("select count(*) from cache_sync_outbox where published_at is null")
-        .fetch_one(db.pool())
+    db.sql("select count(*) from cache_sync_outbox where published_at is null")
+        .scalar()
         .await
-        .unwrap()
 }
 
 async fn run_with(db: &TestDb, prefix: &str, request: RunRequest) -> RunReport {
-    job::run(&db.store, &job_config(prefix), &request)
+    job::run(db.store.as_ref(), &job_config(prefix), &request)
         .await
         .expect("the run applies")
 }
@@ -458,19 +459,23 @@ fn market_with_a_listing_on_day_2() -> SyntheticMarket {
         .expect("some seed lists a stock on day 2")
 }
 
-#[tokio::test]
-async fn a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run_in_seq_order() {
+async fn a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run_in_seq_order(
+    backend: Backend,
+) {
     let url = redis_url();
     let mut cleanup = StreamCleanup::new(&url);
     let prefix = cleanup.prefix();
     let ch = channels(&prefix);
     let publisher = Publisher::new(&url, ch.clone(), 100_000).unwrap();
 
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     let market = market_with_a_listing_on_day_2();
     db.load(&market, 1).await;
     run_with(&db, &prefix, run_request(false)).await;
-    publisher.relay(&db.store).await.expect("relay run 1");
+    publisher
+        .relay(db.store.as_ref())
+        .await
+        .expect("relay run 1");
 
     db.load_next(&market, 2).await;
     // A member delisted overnight: the last (smallest) member of the largest market-cap band.
@@ -480,7 +485,7 @@ async fn a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run
     let nightly = run_with(&db, &prefix, run_request(true)).await;
     let run_id = run_id_of(&nightly);
     let outcome = publisher
-        .relay(&db.store)
+        .relay(db.store.as_ref())
         .await
         .expect("relay the nightly run");
     let received = subscriber.drain().await;
@@ -671,6 +676,10 @@ async fn a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run
     );
 }
 
+on_both_stores!(
+    a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run_in_seq_order
+);
+
 // ---------------------------------------------------------------------------------------------
 // A Redis outage
 // ---------------------------------------------------------------------------------------------
@@ -750,19 +759,23 @@ impl Drop for PrivateRedis {
     }
 }
 
-#[tokio::test]
-async fn a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_order() {
+async fn a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_order(
+    backend: Backend,
+) {
     let mut redis = PrivateRedis::start(PrivateRedis::free_port());
     let url = redis.url();
     let prefix = unique_prefix();
     let ch = channels(&prefix);
     let publisher = Publisher::new(&url, ch.clone(), 100_000).unwrap();
 
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     let market = small_market(31, 3);
     db.load(&market, 1).await;
     run_with(&db, &prefix, run_request(false)).await;
-    let first = publisher.relay(&db.store).await.expect("Redis is up");
+    let first = publisher
+        .relay(db.store.as_ref())
+        .await
+        .expect("Redis is up");
     assert!(first.published > 0);
     assert_eq!(pending_count(&db).await, 0);
 
@@ -773,15 +786,14 @@ async fn a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_or
         db.load_next(&market, day).await;
         let report = run_with(&db, &prefix, run_request(true)).await;
         let run_id = run_id_of(&report);
-        let status: String =
-            sqlx::query_scalar("select status from cache_sync_run where run_id = $1")
-                .bind(run_id)
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
+        let status: String = db
+            .sql("select status from cache_sync_run where run_id = $1")
+            .bind(run_id)
+            .scalar()
+            .await;
         assert_eq!(status, "completed", "day {day} committed without Redis");
         let err = publisher
-            .relay(&db.store)
+            .relay(db.store.as_ref())
             .await
             .expect_err("the relay fails while Redis is down");
         assert!(matches!(err, PublishError::Redis(_)), "{err:?}");
@@ -809,7 +821,10 @@ async fn a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_or
     // Redis is back: one relay delivers every pending event, in order, none lost.
     redis.restart();
     let mut subscriber = Subscriber::new(&url, &prefix).await;
-    let outcome = publisher.relay(&db.store).await.expect("Redis is back");
+    let outcome = publisher
+        .relay(db.store.as_ref())
+        .await
+        .expect("Redis is back");
     assert_eq!(outcome.published, pending.len());
     assert_eq!(outcome.already_in_stream, 0);
     let received = subscriber.drain().await;
@@ -843,13 +858,14 @@ async fn a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_or
 
     // A relay that runs twice over the same rows (it died before marking them): subscribers
     // get duplicates they can recognise by seq; the stream holds each seq once.
-    sqlx::query(&format!(
+    db.exec(&format!(
         "update cache_sync_outbox set published_at = null where {runs}"
     ))
-    .execute(db.pool())
-    .await
-    .unwrap();
-    let again = publisher.relay(&db.store).await.expect("relay again");
+    .await;
+    let again = publisher
+        .relay(db.store.as_ref())
+        .await
+        .expect("relay again");
     assert_eq!(again.published, pending.len());
     assert_eq!(again.already_in_stream, logged.len());
     let duplicates = subscriber.drain().await;
@@ -876,6 +892,8 @@ async fn a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_or
     redis.stop();
 }
 
+on_both_stores!(a_redis_outage_delays_events_and_a_later_relay_delivers_every_one_in_order);
+
 // ---------------------------------------------------------------------------------------------
 // A stream reader catching up
 // ---------------------------------------------------------------------------------------------
@@ -897,8 +915,9 @@ async fn fell_behind(con: &mut MultiplexedConnection, stream: &str, last: i64) -
         .is_some_and(|(first, _)| *first > last + 1)
 }
 
-#[tokio::test]
-async fn a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_last_seq() {
+async fn a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_last_seq(
+    backend: Backend,
+) {
     let url = redis_url();
     let mut cleanup = StreamCleanup::new(&url);
     let prefix = cleanup.prefix();
@@ -907,11 +926,14 @@ async fn a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_l
     let mut con = connection(&url).await;
     let stream = ch.stream();
 
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     let market = small_market(41, 4);
     db.load(&market, 1).await;
     run_with(&db, &prefix, run_request(false)).await;
-    publisher.relay(&db.store).await.expect("relay run 1");
+    publisher
+        .relay(db.store.as_ref())
+        .await
+        .expect("relay run 1");
     let seen = xrange(&mut con, &stream, "-").await;
     let logged: Vec<i64> = logged_events(&db, "true")
         .await
@@ -925,7 +947,7 @@ async fn a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_l
     for day in 2..=4 {
         db.load_next(&market, day).await;
         run_with(&db, &prefix, run_request(true)).await;
-        publisher.relay(&db.store).await.expect("relay");
+        publisher.relay(db.store.as_ref()).await.expect("relay");
     }
     assert!(
         !fell_behind(&mut con, &stream, last).await,
@@ -973,11 +995,9 @@ async fn a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_l
     let tiny_prefix = cleanup.prefix();
     let tiny_stream = channels(&tiny_prefix).stream();
     let tiny = Publisher::new(&url, channels(&tiny_prefix), 5).unwrap();
-    sqlx::query("update cache_sync_outbox set published_at = null")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    tiny.relay(&db.store)
+    db.exec("update cache_sync_outbox set published_at = null")
+        .await;
+    tiny.relay(db.store.as_ref())
         .await
         .expect("relay into the capped stream");
     let total = logged_events(&db, "true").await.len();
@@ -1000,6 +1020,8 @@ async fn a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_l
     );
     assert!(fell_behind(&mut con, &tiny_stream, last).await);
 }
+
+on_both_stores!(a_stream_reader_that_disconnects_for_several_runs_catches_up_from_its_last_seq);
 
 // ---------------------------------------------------------------------------------------------
 // The command line
@@ -1032,13 +1054,14 @@ fn describe(out: &std::process::Output) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_from_a_seq() {
+async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_from_a_seq(
+    backend: Backend,
+) {
     let url = redis_url();
     let mut cleanup = StreamCleanup::new(&url);
     let prefix = cleanup.prefix();
     let ch = channels(&prefix);
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     let market = small_market(51, 2);
     db.load(&market, 1).await;
 
@@ -1193,14 +1216,14 @@ async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_
     assert_eq!(printed, expected, "only seq > {middle}, in order");
 
     // `--universe type/name/key` keeps one universe's events.
-    let (entry_type, name, key, count): (String, String, String, i64) = sqlx::query_as(
-        "select payload->>'type', payload->>'name', payload->>'key', count(*)
-         from cache_sync_outbox where seq is not null
-         group by 1, 2, 3 order by 4 desc, 1, 2, 3 limit 1",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
+    let (entry_type, name, key, count): (String, String, String, i64) = db
+        .sql(
+            "select payload->>'type', payload->>'name', payload->>'key', count(*)
+             from cache_sync_outbox where seq is not null
+             group by 1, 2, 3 order by 4 desc, 1, 2, 3 limit 1",
+        )
+        .fetch_one()
+        .await;
     let universe = format!("{entry_type}/{name}/{key}");
     let out = cli(
         &db,
@@ -1249,11 +1272,14 @@ async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_
     }
 }
 
-#[tokio::test]
-async fn run_wait_for_import_times_out_with_code_6_or_proceeds_when_phase_2_announces_itself() {
+on_both_stores!(the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_from_a_seq);
+
+async fn run_wait_for_import_times_out_with_code_6_or_proceeds_when_phase_2_announces_itself(
+    backend: Backend,
+) {
     let url = redis_url();
     let mut cleanup = StreamCleanup::new(&url);
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     // The synthetic market's prices end in January 2026: older than the expected trading day.
     db.load(&small_market(61, 1), 1).await;
 
@@ -1328,21 +1354,21 @@ async fn run_wait_for_import_times_out_with_code_6_or_proceeds_when_phase_2_anno
         .expect("cache-sync finished within the bound")
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let status: Vec<String> = sqlx::query_scalar("select status from cache_sync_run")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let status: Vec<String> = db.sql("select status from cache_sync_run").scalars().await;
     assert_eq!(status, vec!["completed".to_owned()]);
     assert!(db.count("cache_entries").await > 0);
 }
 
-#[tokio::test]
-async fn sync_complete_reports_the_mode_the_run_was_triggered_with() {
+on_both_stores!(
+    run_wait_for_import_times_out_with_code_6_or_proceeds_when_phase_2_announces_itself
+);
+
+async fn sync_complete_reports_the_mode_the_run_was_triggered_with(backend: Backend) {
     let url = redis_url();
     let mut cleanup = StreamCleanup::new(&url);
     let prefix = cleanup.prefix();
     let ch = channels(&prefix);
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     db.load(&small_market(71, 1), 1).await;
     let mut subscriber = Subscriber::new(&url, &prefix).await;
     let out = cli(&db, &["run"], &url, &prefix).await;
@@ -1364,3 +1390,5 @@ async fn sync_complete_reports_the_mode_the_run_was_triggered_with() {
         "one job, one mode: triggered {triggered}, complete {complete}"
     );
 }
+
+on_both_stores!(sync_complete_reports_the_mode_the_run_was_triggered_with);

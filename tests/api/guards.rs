@@ -3,7 +3,9 @@
 //! `refused` run record naming what tripped, `force` passes it, thresholds are configurable per
 //! family, and the CLI maps a refusal to exit code 3.
 
-use crate::helpers::{cache_sync_cli, live_hashes, run_request, small_market, TestDb};
+use crate::helpers::{
+    cache_sync_cli, live_hashes, on_both_stores, run_request, small_market, Backend, TestDb,
+};
 use tickstock_cache_sync::domain::diff::Op;
 use tickstock_cache_sync::domain::guard::{FamilyGuard, GuardConfig, Refusal};
 use tickstock_cache_sync::domain::types::RunId;
@@ -29,11 +31,10 @@ async fn written(db: &TestDb) -> Written {
 
 /// `(status, forced, error)` of one run record.
 async fn run_record(db: &TestDb, run_id: i64) -> (String, bool, Option<String>) {
-    sqlx::query_as("select status, forced, error from cache_sync_run where run_id = $1")
+    db.sql("select status, forced, error from cache_sync_run where run_id = $1")
         .bind(run_id)
-        .fetch_one(db.pool())
+        .fetch_one()
         .await
-        .expect("the run record")
 }
 
 /// Runs with `config` (no force) and expects a guard-rail refusal; returns the refusals and the
@@ -88,10 +89,10 @@ async fn assert_nothing_written_but_a_refused_record(db: &TestDb, before: &Writt
         before.runs + 1,
         "exactly one run record appended"
     );
-    let latest: i64 = sqlx::query_scalar("select max(run_id) from cache_sync_run")
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
+    let latest: i64 = db
+        .sql("select max(run_id) from cache_sync_run")
+        .scalar()
+        .await;
     assert_eq!(latest, run_id.0, "the appended record is the refused run's");
     let (status, forced, error) = run_record(db, run_id.0).await;
     assert_eq!(status, "refused");
@@ -121,17 +122,15 @@ fn entry(refusal: &Refusal) -> Option<&str> {
 
 /// A first good run, then `large_cap`'s lower bound raised to $50B: the band loses most of its
 /// members (the market-cap distribution is heavy-tailed).
-async fn large_cap_mostly_emptied(seed: u64) -> TestDb {
-    let db = TestDb::new().await;
+async fn large_cap_mostly_emptied(backend: Backend, seed: u64) -> TestDb {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(seed, 1), 1).await;
     db.run().await;
-    sqlx::query(
+    db.exec(
         "insert into cache_entries (type, name, key, value, environment)
          values ('cache_config', 'market_cap_thresholds', 'large_cap', '50000000000', 'DEFAULT')",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     db
 }
 
@@ -141,9 +140,10 @@ const LARGE_CAP: &str = "stock_universe/market_cap/large_cap";
 // Stale input
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn an_as_of_date_far_behind_the_latest_prices_is_refused_and_force_applies_it() {
-    let db = TestDb::new().await;
+async fn an_as_of_date_far_behind_the_latest_prices_is_refused_and_force_applies_it(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     let market = small_market(101, 10);
     db.load(&market, 10).await;
     let day1 = market.date_of_day(1);
@@ -196,28 +196,28 @@ async fn an_as_of_date_far_behind_the_latest_prices_is_refused_and_force_applies
     assert_eq!(stats["overview"]["last_updated"], "2026-01-05");
 }
 
-#[tokio::test]
-async fn an_unfinished_import_is_refused_and_force_applies_it() {
-    let db = TestDb::new().await;
+on_both_stores!(an_as_of_date_far_behind_the_latest_prices_is_refused_and_force_applies_it);
+
+async fn an_unfinished_import_is_refused_and_force_applies_it(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(102, 2), 2).await;
     db.run().await;
     // Phase 2 half done: a third of the active symbols have no bar on the latest day yet.
-    let missing = sqlx::query(
-        "delete from ohlcv_daily o
-         using (select symbol, row_number() over (order by symbol) as rn
-                from symbols where active and type in ('CS', 'ETF')) s
-         where o.symbol = s.symbol and s.rn % 3 = 0
-           and o.date = (select max(date) from ohlcv_daily)",
-    )
-    .execute(db.pool())
-    .await
-    .unwrap()
-    .rows_affected() as usize;
-    let active: i64 =
-        sqlx::query_scalar("select count(*) from symbols where active and type in ('CS', 'ETF')")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let missing = db
+        .sql(
+            "delete from ohlcv_daily
+             where date = (select max(date) from ohlcv_daily)
+               and symbol in (select symbol from
+                   (select symbol, row_number() over (order by symbol) as rn
+                    from symbols where active and type in ('CS', 'ETF')) s
+                   where s.rn % 3 = 0)",
+        )
+        .execute()
+        .await as usize;
+    let active: i64 = db
+        .sql("select count(*) from symbols where active and type in ('CS', 'ETF')")
+        .scalar()
+        .await;
     assert!(missing as f64 / active as f64 > 0.3);
 
     let (refusals, _) = expect_refused(&db, &JobConfig::default()).await;
@@ -248,13 +248,16 @@ async fn an_unfinished_import_is_refused_and_force_applies_it() {
     expect_forced(&db).await;
 }
 
+on_both_stores!(an_unfinished_import_is_refused_and_force_applies_it);
+
 // ---------------------------------------------------------------------------------------------
 // Mass change
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_plan_that_would_empty_a_sector_is_refused_naming_the_entry_and_force_applies_it() {
-    let db = TestDb::new().await;
+async fn a_plan_that_would_empty_a_sector_is_refused_naming_the_entry_and_force_applies_it(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(103, 1), 1).await;
     db.run().await;
     let sector_entry = "stock_universe/sector_leaders/top_10_utilities";
@@ -264,10 +267,8 @@ async fn a_plan_that_would_empty_a_sector_is_refused_naming_the_entry_and_force_
         .expect("the market has a Utilities sector");
     let members = leaders["stocks"].as_array().unwrap().len();
     assert!(members > 0);
-    sqlx::query("update symbols set active = false where sector = 'Utilities'")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    db.exec("update symbols set active = false where sector = 'Utilities'")
+        .await;
 
     let (refusals, report) = expect_refused(&db, &JobConfig::default()).await;
     assert!(
@@ -308,9 +309,12 @@ async fn a_plan_that_would_empty_a_sector_is_refused_naming_the_entry_and_force_
     );
 }
 
-#[tokio::test]
-async fn a_band_losing_most_of_its_members_is_refused_as_mass_removal_and_force_applies_it() {
-    let db = large_cap_mostly_emptied(104).await;
+on_both_stores!(a_plan_that_would_empty_a_sector_is_refused_naming_the_entry_and_force_applies_it);
+
+async fn a_band_losing_most_of_its_members_is_refused_as_mass_removal_and_force_applies_it(
+    backend: Backend,
+) {
+    let db = large_cap_mostly_emptied(backend, 104).await;
     let members_before = db
         .value("stock_universe", "market_cap", "large_cap")
         .await
@@ -350,23 +354,25 @@ async fn a_band_losing_most_of_its_members_is_refused_as_mass_removal_and_force_
     );
 }
 
-#[tokio::test]
-async fn deleting_more_entries_than_allowed_at_once_is_refused_listing_them_and_force_applies_it() {
-    let db = TestDb::new().await;
+on_both_stores!(a_band_losing_most_of_its_members_is_refused_as_mass_removal_and_force_applies_it);
+
+async fn deleting_more_entries_than_allowed_at_once_is_refused_listing_them_and_force_applies_it(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(105, 1), 1).await;
     db.run().await;
     let insert_fakes = |keys: Vec<String>| {
-        let pool = db.pool().clone();
+        let db = &db;
         async move {
             for key in keys {
-                sqlx::query(
+                db.sql(
                     "insert into cache_entries (type, name, key, value, environment)
                      values ('stock_universe', 'industry', $1, '[]', 'DEFAULT')",
                 )
                 .bind(key)
-                .execute(&pool)
-                .await
-                .unwrap();
+                .execute()
+                .await;
             }
         }
     };
@@ -404,18 +410,19 @@ async fn deleting_more_entries_than_allowed_at_once_is_refused_listing_them_and_
 
     let forced = expect_forced(&db).await;
     assert_eq!(forced.deleted, 6);
-    let left: i64 = sqlx::query_scalar(
-        "select count(*) from cache_entries where name = 'industry' and key like 'fake\\_%'",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
+    let left: i64 = db
+        .sql("select count(*) from cache_entries where name = 'industry' and key like 'fake\\_%' escape '\\'")
+        .scalar()
+        .await;
     assert_eq!(left, 0);
 }
 
-#[tokio::test]
-async fn a_refused_run_reports_every_delta_the_plan_would_have_applied() {
-    let db = large_cap_mostly_emptied(106).await;
+on_both_stores!(
+    deleting_more_entries_than_allowed_at_once_is_refused_listing_them_and_force_applies_it
+);
+
+async fn a_refused_run_reports_every_delta_the_plan_would_have_applied(backend: Backend) {
+    let db = large_cap_mostly_emptied(backend, 106).await;
     let plan = db.plan().await;
     let (refusals, report) = expect_refused(&db, &JobConfig::default()).await;
     assert_eq!(plan.refusals, refusals, "plan predicts the refusal");
@@ -458,20 +465,22 @@ async fn a_refused_run_reports_every_delta_the_plan_would_have_applied() {
     };
     assert_eq!(large.removed.len(), *removed);
     // The stored run record keeps the refusal and the counts.
-    let stored: serde_json::Value =
-        sqlx::query_scalar("select report from cache_sync_run where run_id = $1")
-            .bind(report.run_id.unwrap().0)
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let stored: serde_json::Value = db
+        .sql("select report from cache_sync_run where run_id = $1")
+        .bind(report.run_id.unwrap().0)
+        .scalar()
+        .await;
     assert_eq!(stored["refusals"][0]["guard"], "mass_removal");
     assert_eq!(stored["refusals"][0]["entry"], LARGE_CAP);
     assert_eq!(stored["updated"], report.updated);
 }
 
-#[tokio::test]
-async fn members_moved_by_a_changed_band_threshold_carry_the_reason_configuration_change() {
-    let db = large_cap_mostly_emptied(114).await;
+on_both_stores!(a_refused_run_reports_every_delta_the_plan_would_have_applied);
+
+async fn members_moved_by_a_changed_band_threshold_carry_the_reason_configuration_change(
+    backend: Backend,
+) {
+    let db = large_cap_mostly_emptied(backend, 114).await;
     let report = db.run_forced().await;
     assert!(report.config_changed);
     let moved: Vec<_> = report
@@ -490,13 +499,16 @@ async fn members_moved_by_a_changed_band_threshold_carry_the_reason_configuratio
     }
 }
 
+on_both_stores!(members_moved_by_a_changed_band_threshold_carry_the_reason_configuration_change);
+
 // ---------------------------------------------------------------------------------------------
 // Configurable thresholds
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_family_threshold_raised_in_the_job_config_lets_the_same_plan_through_without_force() {
-    let db = large_cap_mostly_emptied(107).await;
+async fn a_family_threshold_raised_in_the_job_config_lets_the_same_plan_through_without_force(
+    backend: Backend,
+) {
+    let db = large_cap_mostly_emptied(backend, 107).await;
 
     // Raising another family's threshold changes nothing for market_cap.
     let mut other = JobConfig::default();
@@ -539,9 +551,12 @@ async fn a_family_threshold_raised_in_the_job_config_lets_the_same_plan_through_
     assert_ne!(before.get(LARGE_CAP), live_hashes(&db).await.get(LARGE_CAP));
 }
 
-#[tokio::test]
-async fn the_deletion_limit_and_the_as_of_lag_are_configurable_too() {
-    let db = TestDb::new().await;
+on_both_stores!(
+    a_family_threshold_raised_in_the_job_config_lets_the_same_plan_through_without_force
+);
+
+async fn the_deletion_limit_and_the_as_of_lag_are_configurable_too(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let market = small_market(108, 10);
     db.load(&market, 10).await;
     let mut request = run_request(false);
@@ -555,14 +570,13 @@ async fn the_deletion_limit_and_the_as_of_lag_are_configurable_too() {
     assert!(!report.forced);
 
     for i in 1..=8 {
-        sqlx::query(
+        db.sql(
             "insert into cache_entries (type, name, key, value, environment)
              values ('stock_universe', 'industry', $1, '[]', 'DEFAULT')",
         )
         .bind(format!("fake_{i}"))
-        .execute(db.pool())
-        .await
-        .unwrap();
+        .execute()
+        .await;
     }
     let mut request = run_request(false);
     request.plan.as_of = Some(market.date_of_day(1));
@@ -574,6 +588,8 @@ async fn the_deletion_limit_and_the_as_of_lag_are_configurable_too() {
     assert_eq!(report.deleted, 8);
 }
 
+on_both_stores!(the_deletion_limit_and_the_as_of_lag_are_configurable_too);
+
 // ---------------------------------------------------------------------------------------------
 // The command line
 // ---------------------------------------------------------------------------------------------
@@ -584,9 +600,8 @@ fn text(bytes: &[u8]) -> String {
 
 use crate::helpers::describe;
 
-#[tokio::test]
-async fn the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force() {
-    let db = large_cap_mostly_emptied(109).await;
+async fn the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force(backend: Backend) {
+    let db = large_cap_mostly_emptied(backend, 109).await;
     let before = written(&db).await;
 
     let out = cache_sync_cli(&db, &["run"]);
@@ -620,11 +635,10 @@ async fn the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force
     let out = cache_sync_cli(&db, &["run", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(text(&out.stdout).contains("(forced)"), "{}", describe(&out));
-    let runs: Vec<(String, bool, String)> =
-        sqlx::query_as("select status, forced, trigger from cache_sync_run order by run_id")
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
+    let runs: Vec<(String, bool, String)> = db
+        .sql("select status, forced, trigger from cache_sync_run order by run_id")
+        .fetch_all()
+        .await;
     assert_eq!(
         runs,
         vec![
@@ -636,9 +650,12 @@ async fn the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force
     assert!(db.count("cache_sync_event").await > before.events);
 }
 
-#[tokio::test]
-async fn the_cli_reads_per_family_thresholds_from_the_guards_section_of_its_config_file() {
-    let db = large_cap_mostly_emptied(110).await;
+on_both_stores!(the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force);
+
+async fn the_cli_reads_per_family_thresholds_from_the_guards_section_of_its_config_file(
+    backend: Backend,
+) {
+    let db = large_cap_mostly_emptied(backend, 110).await;
     let path = std::env::temp_dir().join(format!("{}-guards.toml", db.name));
     std::fs::write(
         &path,
@@ -648,30 +665,31 @@ async fn the_cli_reads_per_family_thresholds_from_the_guards_section_of_its_conf
     let out = cache_sync_cli(&db, &["--config", path.to_str().unwrap(), "run"]);
     std::fs::remove_file(&path).ok();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let (status, forced): (String, bool) =
-        sqlx::query_as("select status, forced from cache_sync_run order by run_id desc limit 1")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let (status, forced): (String, bool) = db
+        .sql("select status, forced from cache_sync_run order by run_id desc limit 1")
+        .fetch_one()
+        .await;
     assert_eq!((status.as_str(), forced), ("completed", false));
 }
 
+on_both_stores!(the_cli_reads_per_family_thresholds_from_the_guards_section_of_its_config_file);
+
 // ---------------------------------------------------------------------------------------------
-// Unique-constraint collisions
+// Unique-constraint collisions. Altering a table's constraints is PostgreSQL's: the embedded
+// store only ever has the tables it created, with the wide constraint.
 // ---------------------------------------------------------------------------------------------
 
 const PRODUCTION_CONSTRAINT: &str = "alter table cache_entries drop constraint cache_entries_type_name_key_environment_key;
      alter table cache_entries add constraint cache_entries_type_key_environment_key unique (type, key, environment);";
 
 async fn constraint_exists(db: &TestDb, name: &str) -> bool {
-    sqlx::query_scalar(
+    db.sql(
         "select exists (select 1 from pg_constraint
                         where conrelid = 'cache_entries'::regclass and conname = $1)",
     )
     .bind(name)
-    .fetch_one(db.pool())
+    .scalar()
     .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -679,10 +697,7 @@ async fn the_production_unique_constraint_is_refused_naming_the_theme_rows_until
 {
     let db = TestDb::new().await;
     db.load(&small_market(111, 1), 1).await;
-    sqlx::raw_sql(PRODUCTION_CONSTRAINT)
-        .execute(db.pool())
-        .await
-        .unwrap();
+    db.exec(PRODUCTION_CONSTRAINT).await;
     db.count_writes().await;
     let before = written(&db).await;
 
@@ -777,17 +792,20 @@ async fn the_production_unique_constraint_is_refused_naming_the_theme_rows_until
     );
 }
 
-#[tokio::test]
-async fn a_unique_index_without_name_is_detected_and_widened_like_a_constraint() {
-    let db = TestDb::new().await;
+async fn a_unique_index_without_name_is_detected_and_widened_like_a_constraint(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(112, 1), 1).await;
-    sqlx::raw_sql(
-        "alter table cache_entries drop constraint cache_entries_type_name_key_environment_key;
-         create unique index legacy_cache_entries_uidx on cache_entries (type, key, environment);",
+    if backend == Backend::Postgres {
+        db.exec(
+            "alter table cache_entries drop constraint cache_entries_type_name_key_environment_key",
+        )
+        .await;
+    }
+    // SQLite cannot drop a table constraint, so there the narrow index sits beside the wide one.
+    db.exec(
+        "create unique index legacy_cache_entries_uidx on cache_entries (type, key, environment)",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     let err = db
         .try_run(&JobConfig::default(), run_request(false))
         .await
@@ -799,31 +817,30 @@ async fn a_unique_index_without_name_is_detected_and_widened_like_a_constraint()
     assert_eq!(db.count("cache_entries").await, 0);
     let out = cache_sync_cli(&db, &["migrate", "--widen-unique", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(
-        text(&out.stdout).contains("drop index public.legacy_cache_entries_uidx"),
-        "{}",
-        describe(&out)
-    );
+    let dropped = match backend {
+        Backend::Postgres => "drop index public.legacy_cache_entries_uidx",
+        Backend::Sqlite => "drop index \"legacy_cache_entries_uidx\"",
+    };
+    assert!(text(&out.stdout).contains(dropped), "{}", describe(&out));
     db.run().await;
 }
+
+on_both_stores!(a_unique_index_without_name_is_detected_and_widened_like_a_constraint);
 
 #[tokio::test]
 async fn a_unique_constraint_that_leaves_out_name_but_includes_id_is_ignored() {
     let db = TestDb::new().await;
     db.load(&small_market(113, 1), 1).await;
-    sqlx::raw_sql(
+    db.exec(
         "alter table cache_entries drop constraint cache_entries_type_name_key_environment_key;
          alter table cache_entries add constraint cache_entries_type_key_environment_id_key
              unique (type, key, environment, id);",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     let report = db.run().await;
     assert!(report.created > 0);
     assert!(db.value("themes", "Ai", "list").await.is_some());
     assert!(db.value("themes", "Cloud", "list").await.is_some());
-    use tickstock_cache_sync::store::Store;
     assert_eq!(
         db.store.widen_unique(false).await.unwrap(),
         Vec::<String>::new(),

@@ -755,15 +755,23 @@ async fn every_documented_payload_field_is_in_the_events_of_a_nightly_run_and_no
     let db = TestDb::new().await;
     let market = market_with_a_listing_on_day_2();
     db.load(&market, 1).await;
-    job::run(&db.store, &job, &request_on(market.date_of_day(1), false))
-        .await
-        .expect("run 1");
+    job::run(
+        db.store.as_ref(),
+        &job,
+        &request_on(market.date_of_day(1), false),
+    )
+    .await
+    .expect("run 1");
     db.load_next(&market, 2).await;
     // A member delisted overnight: the smallest member of the largest market-cap band.
     let delisted = crate::helpers::delist_smallest_member_of_largest_band(&db).await;
-    job::run(&db.store, &job, &request_on(market.date_of_day(2), true))
-        .await
-        .expect("run 2");
+    job::run(
+        db.store.as_ref(),
+        &job,
+        &request_on(market.date_of_day(2), true),
+    )
+    .await
+    .expect("run 2");
 
     let rows: Vec<(String, Option<String>, String, Value)> = sqlx::query_as(
         "select channel, also_channel, event, payload from cache_sync_outbox order by outbox_id",

@@ -1,20 +1,59 @@
-//! Test harness: each test gets its own PostgreSQL database (dropped when the test ends, pass or
-//! fail), migrated, with helpers to load the synthetic market and inspect the table.
+//! Test harness. Each test gets its own database, dropped when the test ends (pass or fail):
+//! a scratch PostgreSQL database, or a SQLite file in a scratch directory. Store-facing tests
+//! are written once against `TestDb` and run on both stores through `on_both_stores!`; the
+//! helpers below speak the SQL both dialects share, and the few that cannot (row text, write
+//! counting) have one body per store.
 
-use chrono::{NaiveDate, TimeZone, Utc};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgRow};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{
+    Arguments, ConnectOptions, Connection, Database, FromRow, PgConnection, PgPool, Postgres,
+    Sqlite,
+};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use tickstock_cache_sync::domain::fingerprint::hash_value;
 use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::fixtures_loader::{load_day, load_through_day};
 use tickstock_cache_sync::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
 use tickstock_cache_sync::report::{PlanReport, RunReport};
 use tickstock_cache_sync::store::postgres::PgStore;
+use tickstock_cache_sync::store::sqlite::SqliteStore;
 use tickstock_cache_sync::store::{Store, Trigger};
 
-/// The server tests create their databases on (`TEST_DATABASE_URL`, else the local default).
+/// `on_both_stores!(name)` after `async fn name(backend: Backend)` adds a module `name` with one
+/// test per store, `name::postgres` and `name::sqlite`, so a feature is proved on both stores by
+/// the same code.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+        }
+    };
+}
+pub(crate) use on_both_stores;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The server tests create their PostgreSQL databases on (`TEST_DATABASE_URL`, else the local
+/// default).
 pub fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -22,72 +61,324 @@ pub fn server_url() -> String {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+fn scratch_name() -> String {
+    format!(
+        "cst_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        Utc::now().timestamp_subsec_nanos()
+    )
+}
+
+enum Handle {
+    Postgres(PgStore),
+    /// The store and the scratch directory holding its file.
+    Sqlite(SqliteStore, PathBuf),
+}
+
 /// A scratch database, dropped on `Drop`.
 pub struct TestDb {
+    pub backend: Backend,
     pub name: String,
+    /// What `DATABASE_URL` would be to reach this database.
     pub url: String,
-    pub store: PgStore,
+    pub store: Arc<dyn Store>,
+    handle: Handle,
+}
+
+/// One bound parameter of a test query, encoded the way each store holds it (JSON is `jsonb`
+/// on PostgreSQL and text on SQLite).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Json(Value),
+    /// A `timestamptz` (SQLite: RFC 3339 text with fixed-width microseconds, as the store writes).
+    Time(DateTime<Utc>),
+}
+
+impl From<DateTime<Utc>> for Arg {
+    fn from(v: DateTime<Utc>) -> Self {
+        Arg::Time(v)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+impl From<Value> for Arg {
+    fn from(v: Value) -> Self {
+        Arg::Json(v)
+    }
+}
+impl From<&Value> for Arg {
+    fn from(v: &Value) -> Self {
+        Arg::Json(v.clone())
+    }
+}
+
+/// A row type both stores can decode (tuples of the common column types).
+pub trait BothRows:
+    for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{
+}
+impl<T> BothRows for T where
+    T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{
+}
+
+/// A column type both stores can decode.
+pub trait BothColumn:
+    for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
+    + for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Sqlite>
+    + Send
+    + Unpin
+{
+}
+impl<T> BothColumn for T where
+    T: for<'r> sqlx::Decode<'r, Postgres>
+        + sqlx::Type<Postgres>
+        + for<'r> sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Sqlite>
+        + Send
+        + Unpin
+{
+}
+
+/// A statement in the SQL both dialects share, with its parameters.
+pub struct Sql<'a> {
+    db: &'a TestDb,
+    sql: String,
+    args: Vec<Arg>,
+}
+
+fn postgres_arguments(args: &[Arg]) -> <Postgres as Database>::Arguments<'static> {
+    let mut out = <Postgres as Database>::Arguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => out.add(*v),
+            Arg::Text(v) => out.add(v.clone()),
+            Arg::Json(v) => out.add(v.clone()),
+            Arg::Time(v) => out.add(*v),
+        }
+        .expect("encode a parameter");
+    }
+    out
+}
+
+fn sqlite_arguments(args: &[Arg]) -> <Sqlite as Database>::Arguments<'static> {
+    let mut out = <Sqlite as Database>::Arguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => out.add(*v),
+            Arg::Text(v) => out.add(v.clone()),
+            Arg::Json(v) => out.add(v.to_string()),
+            Arg::Time(v) => out.add(v.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        }
+        .expect("encode a parameter");
+    }
+    out
+}
+
+impl Sql<'_> {
+    pub fn bind(mut self, arg: impl Into<Arg>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Executes, returning the number of rows affected.
+    pub async fn try_execute(self) -> Result<u64, sqlx::Error> {
+        Ok(match &self.db.handle {
+            Handle::Postgres(store) => sqlx::query_with(&self.sql, postgres_arguments(&self.args))
+                .execute(store.pool())
+                .await?
+                .rows_affected(),
+            Handle::Sqlite(store, _) => sqlx::query_with(&self.sql, sqlite_arguments(&self.args))
+                .execute(store.pool())
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    pub async fn execute(self) -> u64 {
+        let sql = self.sql.clone();
+        self.try_execute()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn fetch_all<T: BothRows>(self) -> Vec<T> {
+        let result = match &self.db.handle {
+            Handle::Postgres(store) => {
+                sqlx::query_as_with::<_, T, _>(&self.sql, postgres_arguments(&self.args))
+                    .fetch_all(store.pool())
+                    .await
+            }
+            Handle::Sqlite(store, _) => {
+                sqlx::query_as_with::<_, T, _>(&self.sql, sqlite_arguments(&self.args))
+                    .fetch_all(store.pool())
+                    .await
+            }
+        };
+        result.unwrap_or_else(|e| panic!("{}: {e}", self.sql))
+    }
+
+    pub async fn fetch_one<T: BothRows>(self) -> T {
+        let sql = self.sql.clone();
+        let mut rows = self.fetch_all::<T>().await;
+        assert_eq!(rows.len(), 1, "{sql}: expected exactly one row");
+        rows.remove(0)
+    }
+
+    pub async fn fetch_optional<T: BothRows>(self) -> Option<T> {
+        let sql = self.sql.clone();
+        let mut rows = self.fetch_all::<T>().await;
+        assert!(rows.len() <= 1, "{sql}: expected at most one row");
+        rows.pop()
+    }
+
+    /// The first column of every row.
+    pub async fn scalars<T: BothColumn>(self) -> Vec<T> {
+        self.fetch_all::<(T,)>()
+            .await
+            .into_iter()
+            .map(|(v,)| v)
+            .collect()
+    }
+
+    /// The first column of the one row.
+    pub async fn scalar<T: BothColumn>(self) -> T {
+        self.fetch_one::<(T,)>().await.0
+    }
+
+    pub async fn scalar_optional<T: BothColumn>(self) -> Option<T> {
+        self.fetch_optional::<(T,)>().await.map(|(v,)| v)
+    }
 }
 
 impl TestDb {
-    /// Creates and migrates a fresh database.
+    /// A fresh, migrated PostgreSQL database (tests of PostgreSQL-only behaviour).
     pub async fn new() -> Self {
-        let db = Self::empty().await;
+        Self::on(Backend::Postgres).await
+    }
+
+    /// A fresh, migrated database on `backend`.
+    pub async fn on(backend: Backend) -> Self {
+        let db = Self::empty_on(backend).await;
         db.store.migrate().await.expect("migrations apply");
         db
     }
 
-    /// Creates a fresh database without running migrations.
-    pub async fn empty() -> Self {
-        let name = format!(
-            "cst_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            Utc::now().timestamp_subsec_nanos()
-        );
-        let options = PgConnectOptions::from_str(&server_url()).expect("valid TEST_DATABASE_URL");
-        let mut admin = options
-            .clone()
-            .database("postgres")
-            .connect()
-            .await
-            .expect("connect to postgres");
-        sqlx::query(&format!("create database \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        let pool = PgPool::connect_with(options.database(&name))
-            .await
-            .expect("connect to test database");
-        let url = format!("{}/{}", server_url().rsplit_once('/').unwrap().0, name);
-        Self {
-            name,
-            url,
-            store: PgStore::from_pool(pool),
+    /// A fresh database on `backend` without the schema.
+    pub async fn empty_on(backend: Backend) -> Self {
+        let name = scratch_name();
+        match backend {
+            Backend::Postgres => {
+                let options =
+                    PgConnectOptions::from_str(&server_url()).expect("valid TEST_DATABASE_URL");
+                let mut admin = options
+                    .clone()
+                    .database("postgres")
+                    .connect()
+                    .await
+                    .expect("connect to postgres");
+                sqlx::query(&format!("create database \"{name}\""))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let pool = PgPool::connect_with(options.database(&name))
+                    .await
+                    .expect("connect to test database");
+                let url = format!("{}/{}", server_url().rsplit_once('/').unwrap().0, name);
+                let store = PgStore::from_pool(pool);
+                Self {
+                    backend,
+                    name,
+                    url,
+                    store: Arc::new(store.clone()),
+                    handle: Handle::Postgres(store),
+                }
+            }
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("scratch directory");
+                let url = format!("sqlite://{}", dir.join("cache-sync.sqlite").display());
+                let store = SqliteStore::open(&url).await.expect("open the SQLite file");
+                Self {
+                    backend,
+                    name,
+                    url,
+                    store: Arc::new(store.clone()),
+                    handle: Handle::Sqlite(store, dir),
+                }
+            }
         }
     }
 
+    /// The PostgreSQL pool, for tests of PostgreSQL-only behaviour.
     pub fn pool(&self) -> &PgPool {
-        self.store.pool()
+        match &self.handle {
+            Handle::Postgres(store) => store.pool(),
+            Handle::Sqlite(..) => panic!("a PostgreSQL-only test ran on SQLite"),
+        }
+    }
+
+    /// A statement in the SQL both stores share (`$1`-style parameters work on both).
+    pub fn sql(&self, sql: impl Into<String>) -> Sql<'_> {
+        Sql {
+            db: self,
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Runs several statements (no parameters).
+    pub async fn exec(&self, sql: &str) {
+        let result = match &self.handle {
+            Handle::Postgres(store) => sqlx::raw_sql(sql).execute(store.pool()).await.map(drop),
+            Handle::Sqlite(store, _) => sqlx::raw_sql(sql).execute(store.pool()).await.map(drop),
+        };
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Loads the synthetic market through `day`.
     pub async fn load(&self, market: &SyntheticMarket, day: usize) {
-        load_through_day(&self.store, market, day)
+        load_through_day(self.store.as_ref(), market, day)
             .await
             .expect("load market");
     }
 
     /// Loads one more day on top of an earlier load.
     pub async fn load_next(&self, market: &SyntheticMarket, day: usize) {
-        load_day(&self.store, market, day).await.expect("load day");
+        load_day(self.store.as_ref(), market, day)
+            .await
+            .expect("load day");
     }
 
     /// Plans with the default job configuration.
     pub async fn plan(&self) -> PlanReport {
         job::plan(
-            &self.store,
+            self.store.as_ref(),
             &JobConfig::default(),
             &PlanRequest::default(),
             today(),
@@ -115,72 +406,126 @@ impl TestDb {
         config: &JobConfig,
         request: RunRequest,
     ) -> Result<RunReport, JobError> {
-        job::run(&self.store, config, &request).await
+        job::run(self.store.as_ref(), config, &request).await
     }
 
-    /// `(id, type/name/key, value hash)` of every row of a type/environment selection, by id.
-    pub async fn rows(&self, filter_sql: &str) -> Vec<(i32, String, String)> {
-        let sql = format!(
-            "select id, type || '/' || name || '/' || key, value::text from cache_entries where {filter_sql} order by id"
-        );
-        let rows: Vec<(i32, String, String)> = sqlx::query_as(&sql)
-            .fetch_all(self.pool())
-            .await
-            .expect("rows");
+    /// `(id, type/name/key, value hash)` of every row of a selection, by id.
+    pub async fn rows(&self, filter_sql: &str) -> Vec<(i64, String, String)> {
+        let rows: Vec<(i64, String, String)> = self
+            .sql(format!(
+                "select cast(id as bigint), type || '/' || name || '/' || key, cast(value as text)
+                 from cache_entries where {filter_sql} order by id"
+            ))
+            .fetch_all()
+            .await;
         rows.into_iter()
             .map(|(id, key, value)| {
-                let v: serde_json::Value = serde_json::from_str(&value).unwrap();
+                let v: Value = serde_json::from_str(&value).unwrap();
                 (id, key, hash_value(&v).to_hex())
             })
             .collect()
     }
 
-    /// Every row in full, including columns the job never writes, as text (for byte-identity).
+    /// Every row of `table` matching `filter_sql` in full, including columns the job never
+    /// writes, one text line per row in `order_by` order (for byte-identity checks).
+    pub async fn table_text(&self, table: &str, filter_sql: &str, order_by: &str) -> Vec<String> {
+        match self.backend {
+            Backend::Postgres => {
+                self.sql(format!(
+                    "select t::text from {table} t where {filter_sql} order by {order_by}"
+                ))
+                .scalars()
+                .await
+            }
+            Backend::Sqlite => {
+                let columns: Vec<String> = self
+                    .sql(format!(
+                        "select name from pragma_table_info('{table}') order by cid"
+                    ))
+                    .scalars()
+                    .await;
+                let row = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || ',' || ");
+                self.sql(format!(
+                    "select {row} from {table} where {filter_sql} order by {order_by}"
+                ))
+                .scalars()
+                .await
+            }
+        }
+    }
+
+    /// Every `cache_entries` row of a selection in full, by id.
     pub async fn raw_rows(&self, filter_sql: &str) -> Vec<String> {
-        let sql = format!("select t::text from cache_entries t where {filter_sql} order by id");
-        sqlx::query_scalar(&sql)
-            .fetch_all(self.pool())
-            .await
-            .expect("raw rows")
+        self.table_text("cache_entries", filter_sql, "id").await
     }
 
     /// Value of one entry.
-    pub async fn value(
-        &self,
-        entry_type: &str,
-        name: &str,
-        key: &str,
-    ) -> Option<serde_json::Value> {
-        sqlx::query_scalar("select value from cache_entries where type = $1 and name = $2 and key = $3 and environment = 'DEFAULT'")
+    pub async fn value(&self, entry_type: &str, name: &str, key: &str) -> Option<Value> {
+        self.sql(
+            "select value from cache_entries
+             where type = $1 and name = $2 and key = $3 and environment = 'DEFAULT'",
+        )
+        .bind(entry_type)
+        .bind(name)
+        .bind(key)
+        .scalar_optional()
+        .await
+    }
+
+    /// Replaces the value of one entry, as a hand edit would.
+    pub async fn set_value(&self, entry_type: &str, name: &str, key: &str, value: &Value) {
+        let changed = self
+            .sql(
+                "update cache_entries set value = $1
+                 where type = $2 and name = $3 and key = $4 and environment = 'DEFAULT'",
+            )
+            .bind(value)
             .bind(entry_type)
             .bind(name)
             .bind(key)
-            .fetch_optional(self.pool())
-            .await
-            .expect("value")
+            .execute()
+            .await;
+        assert_eq!(changed, 1, "{entry_type}/{name}/{key} exists");
     }
 
     /// Counts of rows in a table.
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("select count(*) from {table}"))
-            .fetch_one(self.pool())
+        self.sql(format!("select count(*) from {table}"))
+            .scalar()
             .await
-            .expect("count")
     }
 
     /// Installs a trigger counting every write to cache_entries, so tests can prove a run wrote
-    /// nothing (the statistics views are updated asynchronously).
+    /// nothing (PostgreSQL's statistics views are updated asynchronously).
     pub async fn count_writes(&self) {
-        sqlx::raw_sql(
-            "create table test_write_counter (op text not null);
-             create function test_count_write() returns trigger language plpgsql as $$
-             begin insert into test_write_counter values (tg_op); return null; end $$;
-             create trigger test_count_write after insert or update or delete on cache_entries
-                 for each row execute function test_count_write();",
-        )
-        .execute(self.pool())
-        .await
-        .expect("install write counter");
+        match self.backend {
+            Backend::Postgres => {
+                self.exec(
+                    "create table test_write_counter (op text not null);
+                     create function test_count_write() returns trigger language plpgsql as $$
+                     begin insert into test_write_counter values (tg_op); return null; end $$;
+                     create trigger test_count_write after insert or update or delete on cache_entries
+                         for each row execute function test_count_write();",
+                )
+                .await;
+            }
+            Backend::Sqlite => {
+                self.exec(
+                    "create table test_write_counter (op text not null);
+                     create trigger test_count_insert after insert on cache_entries
+                     begin insert into test_write_counter values ('INSERT'); end;
+                     create trigger test_count_update after update on cache_entries
+                     begin insert into test_write_counter values ('UPDATE'); end;
+                     create trigger test_count_delete after delete on cache_entries
+                     begin insert into test_write_counter values ('DELETE'); end;",
+                )
+                .await;
+            }
+        }
     }
 
     pub async fn writes(&self) -> i64 {
@@ -190,26 +535,34 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside async context guarantees; a thread with its own runtime can block.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let options = PgConnectOptions::from_str(&server_url())
-                    .unwrap()
-                    .database("postgres");
-                if let Ok(mut admin) = PgConnection::connect_with(&options).await {
-                    let _ =
-                        sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+        match &self.handle {
+            Handle::Sqlite(_, dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Handle::Postgres(_) => {
+                let name = self.name.clone();
+                // Drop may run outside a runtime; a thread with its own runtime can block.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async move {
+                        let options = PgConnectOptions::from_str(&server_url())
+                            .unwrap()
+                            .database("postgres");
+                        if let Ok(mut admin) = PgConnection::connect_with(&options).await {
+                            let _ = sqlx::query(&format!(
+                                "drop database if exists \"{name}\" with (force)"
+                            ))
                             .execute(&mut admin)
                             .await;
-                }
-            });
-        })
-        .join();
+                        }
+                    });
+                })
+                .join();
+            }
+        }
     }
 }
 
@@ -285,12 +638,12 @@ pub fn describe(out: &std::process::Output) -> String {
 /// Marks the smallest member of the largest market-cap band inactive, as a delisting overnight
 /// would, and returns its ticker.
 pub async fn delist_smallest_member_of_largest_band(db: &TestDb) -> String {
-    let bands: Vec<serde_json::Value> = sqlx::query_scalar(
-        "select value from cache_entries where type = 'stock_universe' and name = 'market_cap'",
-    )
-    .fetch_all(db.pool())
-    .await
-    .expect("market-cap bands");
+    let bands: Vec<Value> = db
+        .sql(
+            "select value from cache_entries where type = 'stock_universe' and name = 'market_cap'",
+        )
+        .scalars()
+        .await;
     let largest = bands
         .iter()
         .max_by_key(|v| v["stocks"].as_array().map_or(0, Vec::len))
@@ -302,10 +655,9 @@ pub async fn delist_smallest_member_of_largest_band(db: &TestDb) -> String {
         .as_str()
         .expect("a ticker")
         .to_owned();
-    sqlx::query("update symbols set active = false where symbol = $1")
+    db.sql("update symbols set active = false where symbol = $1")
         .bind(&delisted)
-        .execute(db.pool())
-        .await
-        .expect("deactivate");
+        .execute()
+        .await;
     delisted
 }

@@ -3,7 +3,9 @@
 //! reconciled, `history` / `show` / `verify` / `rollback` on the command line, and a no-op night
 //! that appends only a run record.
 
-use crate::helpers::{cache_sync_cli, live_hashes, run_request, today, TestDb};
+use crate::helpers::{
+    cache_sync_cli, live_hashes, on_both_stores, run_request, today, Backend, TestDb,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
@@ -71,9 +73,9 @@ async fn simulate(
             db.load_next(market, day).await;
         }
         for (_, sql) in changes.iter().filter(|(d, _)| *d == day) {
-            sqlx::raw_sql(sql).execute(db.pool()).await.unwrap();
+            db.exec(sql).await;
         }
-        let report = job::run(&db.store, job, &run_request(true))
+        let report = job::run(db.store.as_ref(), job, &run_request(true))
             .await
             .unwrap_or_else(|e| panic!("night {day}: {e}"));
         assert_eq!(report.status, RunStatus::Completed);
@@ -88,7 +90,7 @@ async fn simulate(
 
 /// The owned catalog replayed from the log as it stood after `run`.
 async fn replayed(db: &TestDb, run: RunId) -> (Hashes, ReplayStats) {
-    let (state, stats) = history::replay_state(&db.store, ENV, run, None)
+    let (state, stats) = history::replay_state(db.store.as_ref(), ENV, run, None)
         .await
         .unwrap_or_else(|e| panic!("replay of run {run}: {e}"));
     let hashes = state
@@ -100,14 +102,8 @@ async fn replayed(db: &TestDb, run: RunId) -> (Hashes, ReplayStats) {
 
 /// Every event row and every run row in full, as text, in log order.
 async fn log_rows(db: &TestDb) -> (Vec<String>, Vec<String>) {
-    let events = sqlx::query_scalar("select t::text from cache_sync_event t order by seq")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
-    let runs = sqlx::query_scalar("select t::text from cache_sync_run t order by run_id")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let events = db.table_text("cache_sync_event", "true", "seq").await;
+    let runs = db.table_text("cache_sync_run", "true", "run_id").await;
     (events, runs)
 }
 
@@ -131,14 +127,32 @@ async fn written(db: &TestDb) -> Written {
 
 /// The `change` JSON of every event of one run.
 async fn run_changes(db: &TestDb, run: RunId) -> Vec<(String, Value)> {
-    sqlx::query_as(
+    db.sql(
         "select entry_type || '/' || entry_name || '/' || entry_key, change
          from cache_sync_event where run_id = $1 order by seq",
     )
     .bind(run.0)
-    .fetch_all(db.pool())
+    .fetch_all()
     .await
-    .unwrap()
+}
+
+/// One logged event: `(seq, run_id, entry_name, change)`.
+type LoggedChange = (i64, i64, String, Value);
+
+/// Every logged event, in log order.
+async fn logged_changes(db: &TestDb) -> Vec<LoggedChange> {
+    db.sql("select seq, run_id, entry_name, change from cache_sync_event order by seq")
+        .fetch_all()
+        .await
+}
+
+/// The members an event added or removed: `(kind, ticker, reason code)`.
+fn added_or_removed(change: &Value) -> Vec<(&'static str, String, String)> {
+    member_changes(change)
+        .into_iter()
+        .filter(|(_, kind, _, _)| *kind != "changed")
+        .map(|(_, kind, ticker, reason)| (kind, ticker, reason))
+        .collect()
 }
 
 /// Every member change of a `change` JSON: (list, "added" / "removed" / "changed", ticker,
@@ -214,36 +228,29 @@ fn json_out(out: &Output) -> Value {
 
 /// Run ids of the runs that wrote checkpoints, ascending.
 async fn checkpoint_runs(db: &TestDb) -> Vec<i64> {
-    sqlx::query_scalar("select distinct run_id from cache_sync_checkpoint order by run_id")
-        .fetch_all(db.pool())
+    db.sql("select distinct run_id from cache_sync_checkpoint order by run_id")
+        .scalars()
         .await
-        .unwrap()
 }
 
 /// Number of events logged by runs in `(after, up_to]`.
 async fn events_between(db: &TestDb, after: i64, up_to: i64) -> i64 {
-    sqlx::query_scalar("select count(*) from cache_sync_event where run_id > $1 and run_id <= $2")
+    db.sql("select count(*) from cache_sync_event where run_id > $1 and run_id <= $2")
         .bind(after)
         .bind(up_to)
-        .fetch_one(db.pool())
+        .scalar()
         .await
-        .unwrap()
 }
 
 /// Member changes across the whole log, counted by reason code.
 async fn reason_counts(db: &TestDb) -> BTreeMap<String, i64> {
-    sqlx::query_as::<_, (String, i64)>(
-        "select m->'reason'->>'code', count(*)
-         from cache_sync_event e,
-              jsonb_array_elements(e.change->'lists') l,
-              jsonb_array_elements(coalesce(l->'added', '[]'::jsonb) || coalesce(l->'removed', '[]'::jsonb)) m
-         group by 1",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap()
-    .into_iter()
-    .collect()
+    let mut counts = BTreeMap::new();
+    for (_, _, _, change) in logged_changes(db).await {
+        for (_, _, reason) in added_or_removed(&change) {
+            *counts.entry(reason).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 const QUANTUM: &str = "insert into cache_entries (type, name, key, value, environment)
@@ -255,10 +262,10 @@ const QUANTUM_UNIVERSE: &str = "stock_universe/themes/quantum";
 // 1. Replay over a long history
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
 async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as_it_was_after_that_run(
+    backend: Backend,
 ) {
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     let market = market(4242, 62);
     let job = job_config(7);
     let nights = simulate(
@@ -330,7 +337,7 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         assert_eq!(stats.entries, night.hashes.len());
         from_checkpoint += usize::from(stats.checkpoint_run.is_some());
 
-        let report = history::replay(&db.store, ENV, run, true)
+        let report = history::replay(db.store.as_ref(), ENV, run, true)
             .await
             .unwrap_or_else(|e| panic!("replay --verify of run {run}: {e}"));
         assert!(report.verified);
@@ -352,9 +359,14 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         .filter(|n| [1, 7, 29, 30, 44, 45, 62].contains(&n.day))
     {
         for universe in [LARGE_CAP, QUANTUM_LIST, "stock_universe/themes/ai"] {
-            let shown = history::show(&db.store, ENV, &key(universe), At::Run(night.run_id))
-                .await
-                .unwrap();
+            let shown = history::show(
+                db.store.as_ref(),
+                ENV,
+                &key(universe),
+                At::Run(night.run_id),
+            )
+            .await
+            .unwrap();
             assert_eq!(shown.run_id, Some(night.run_id));
             assert_eq!(
                 shown.hash.map(|h| h.to_hex()).as_ref(),
@@ -367,7 +379,7 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         }
     }
     // `show` now reads the live row.
-    let now = history::show(&db.store, ENV, &key(LARGE_CAP), At::Now)
+    let now = history::show(db.store.as_ref(), ENV, &key(LARGE_CAP), At::Now)
         .await
         .unwrap();
     assert_eq!(now.run_id, None);
@@ -376,6 +388,10 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         db.value("stock_universe", "market_cap", "large_cap").await
     );
 }
+
+on_both_stores!(
+    replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as_it_was_after_that_run
+);
 
 // ---------------------------------------------------------------------------------------------
 // 2. Rollback
@@ -389,8 +405,8 @@ const MEGA_CAP_LOWERED: &str = "insert into cache_entries (type, name, key, valu
 /// Executes `sql`, then runs (forced) on the data already loaded: a night whose only change is
 /// the configuration.
 async fn config_night(db: &TestDb, job: &JobConfig, day: usize, sql: &str) -> Night {
-    sqlx::raw_sql(sql).execute(db.pool()).await.unwrap();
-    let report = job::run(&db.store, job, &run_request(true))
+    db.exec(sql).await;
+    let report = job::run(db.store.as_ref(), job, &run_request(true))
         .await
         .expect("run");
     Night {
@@ -405,9 +421,10 @@ async fn config_night(db: &TestDb, job: &JobConfig, day: usize, sql: &str) -> Ni
 /// undoes configuration-driven changes only: every member of the target state is still an
 /// active symbol (see `a_rollback_to_a_run_before_a_delisting_restores_that_state` for a target
 /// further back).
-#[tokio::test]
-async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appends_to_the_log() {
-    let db = TestDb::new().await;
+async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appends_to_the_log(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     let market = market(777, 12);
     let job = job_config(5);
     let mut nights = simulate(&db, &market, &job, 10, &[]).await;
@@ -427,7 +444,7 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
     // --- The dry run (library) writes nothing and names the mass removal.
     db.count_writes().await;
     let before = written(&db).await;
-    let plan = job::plan_rollback(&db.store, &job, target, today())
+    let plan = job::plan_rollback(db.store.as_ref(), &job, target, today())
         .await
         .unwrap();
     assert!(plan.has_changes());
@@ -494,16 +511,15 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
     assert_eq!(after_refusal.checkpoints, before.checkpoints);
     assert_eq!(after_refusal.runs, before.runs + 1);
     assert_eq!(db.writes().await, 0);
-    let (trigger, status): (String, String) =
-        sqlx::query_as("select trigger, status from cache_sync_run order by run_id desc limit 1")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let (trigger, status): (String, String) = db
+        .sql("select trigger, status from cache_sync_run order by run_id desc limit 1")
+        .fetch_one()
+        .await;
     assert_eq!((trigger.as_str(), status.as_str()), ("rollback", "refused"));
 
     // --- Forced, it applies as a new run.
     let (events_before, runs_before) = log_rows(&db).await;
-    let report: RunReport = job::rollback(&db.store, &job, target, &run_request(true))
+    let report: RunReport = job::rollback(db.store.as_ref(), &job, target, &run_request(true))
         .await
         .expect("a forced rollback applies");
     let rollback_run = report.run_id.unwrap();
@@ -520,12 +536,11 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
         "the dry run listed the deltas the rollback applied"
     );
 
-    let (trigger, status, families): (String, String, String) =
-        sqlx::query_as("select trigger, status, families from cache_sync_run where run_id = $1")
-            .bind(rollback_run.0)
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let (trigger, status, families): (String, String, String) = db
+        .sql("select trigger, status, families from cache_sync_run where run_id = $1")
+        .bind(rollback_run.0)
+        .fetch_one()
+        .await;
     assert_eq!(
         (trigger.as_str(), status.as_str()),
         ("rollback", "completed")
@@ -572,10 +587,10 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
         pre,
         "rolling back the rollback restores the catalog"
     );
-    let second: i64 = sqlx::query_scalar("select max(run_id) from cache_sync_run where trigger = 'rollback' and status = 'completed'")
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
+    let second: i64 = db
+        .sql("select max(run_id) from cache_sync_run where trigger = 'rollback' and status = 'completed'")
+        .scalar()
+        .await;
     assert!(second > rollback_run.0);
     let (at_second, _) = replayed(&db, RunId(second)).await;
     assert_eq!(at_second, pre);
@@ -588,17 +603,17 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
             "run {}",
             night.run_id
         );
-        history::replay(&db.store, ENV, night.run_id, true)
+        history::replay(db.store.as_ref(), ENV, night.run_id, true)
             .await
             .unwrap();
     }
     assert_eq!(replayed(&db, rollback_run).await.0, target_hashes);
-    history::replay(&db.store, ENV, RunId(second), true)
+    history::replay(db.store.as_ref(), ENV, RunId(second), true)
         .await
         .unwrap();
 
     // A no-op rollback (to the state the catalog is in) has nothing to do.
-    let plan = job::plan_rollback(&db.store, &job, RunId(second), today())
+    let plan = job::plan_rollback(db.store.as_ref(), &job, RunId(second), today())
         .await
         .unwrap();
     assert!(!plan.has_changes(), "{:?}", signatures(&plan.deltas));
@@ -609,30 +624,31 @@ async fn a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appen
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
 }
 
+on_both_stores!(
+    a_rollback_is_a_new_run_that_restores_the_replayed_state_and_only_appends_to_the_log
+);
+
 /// Rollback to an early run, with delistings in between: the replayed state holds members that
 /// are no longer active, which is exactly what a rollback must restore.
-#[tokio::test]
-async fn a_rollback_to_a_run_before_a_delisting_restores_that_state() {
-    let db = TestDb::new().await;
+async fn a_rollback_to_a_run_before_a_delisting_restores_that_state(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let job = job_config(5);
     let nights = simulate(&db, &market(777, 14), &job, 12, &[]).await;
     let target = nights[2].run_id;
-    let delisted: i64 = sqlx::query_scalar(
-        "select count(*) from cache_sync_event e, jsonb_array_elements(e.change->'lists') l,
-              jsonb_array_elements(l->'removed') m
-         where e.run_id > $1 and m->'reason'->>'code' = 'delisted_or_inactive'",
-    )
-    .bind(target.0)
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
+    let delisted = logged_changes(&db)
+        .await
+        .iter()
+        .filter(|(_, run_id, _, _)| *run_id > target.0)
+        .flat_map(|(_, _, _, change)| added_or_removed(change))
+        .filter(|(kind, _, reason)| *kind == "removed" && reason == "delisted_or_inactive")
+        .count();
     assert!(delisted > 0, "members were delisted after the target run");
 
-    let plan = job::plan_rollback(&db.store, &job, target, today())
+    let plan = job::plan_rollback(db.store.as_ref(), &job, target, today())
         .await
         .unwrap();
     assert!(plan.has_changes());
-    let report = job::rollback(&db.store, &job, target, &run_request(true))
+    let report = job::rollback(db.store.as_ref(), &job, target, &run_request(true))
         .await
         .unwrap_or_else(|e| panic!("a forced rollback to run {target} applies: {e}"));
     assert_eq!(live_hashes(&db).await, nights[2].hashes);
@@ -650,13 +666,15 @@ async fn a_rollback_to_a_run_before_a_delisting_restores_that_state() {
     assert_eq!(live_hashes(&db).await, nights[11].hashes);
 }
 
+on_both_stores!(a_rollback_to_a_run_before_a_delisting_restores_that_state);
+
 // ---------------------------------------------------------------------------------------------
 // 3. Drift
 // ---------------------------------------------------------------------------------------------
 
 /// A database with a short history (5 nights) and a checkpoint policy that does not fire.
-async fn short_history(seed: u64) -> (TestDb, JobConfig) {
-    let db = TestDb::new().await;
+async fn short_history(backend: Backend, seed: u64) -> (TestDb, JobConfig) {
+    let db = TestDb::on(backend).await;
     let job = job_config(1000);
     simulate(&db, &market(seed, 6), &job, 5, &[]).await;
     (db, job)
@@ -675,27 +693,28 @@ fn verify(db: &TestDb) -> (Option<i32>, BTreeMap<String, Value>) {
 }
 
 async fn forced_run(db: &TestDb, job: &JobConfig) -> RunReport {
-    job::run(&db.store, job, &run_request(true))
+    job::run(db.store.as_ref(), job, &run_request(true))
         .await
         .expect("run")
 }
 
-async fn entry_id(db: &TestDb, universe: &str) -> Option<i32> {
+async fn entry_id(db: &TestDb, universe: &str) -> Option<i64> {
     let k = key(universe);
-    sqlx::query_scalar(
-        "select id from cache_entries where environment = 'DEFAULT' and type = $1 and name = $2 and key = $3",
+    db.sql(
+        "select cast(id as bigint) from cache_entries
+         where environment = 'DEFAULT' and type = $1 and name = $2 and key = $3",
     )
     .bind(&k.entry_type)
     .bind(&k.name)
     .bind(&k.key)
-    .fetch_optional(db.pool())
+    .scalar_optional()
     .await
-    .unwrap()
 }
 
-#[tokio::test]
-async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason_manual_drift() {
-    let (db, job) = short_history(31).await;
+async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason_manual_drift(
+    backend: Backend,
+) {
+    let (db, job) = short_history(backend, 31).await;
     let (code, differences) = verify(&db);
     assert_eq!((code, differences.len()), (Some(0), 0));
     let out = cache_sync_cli(&db, &["verify"]);
@@ -713,11 +732,8 @@ async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason
     // An operator drops the last two members and adds one by hand.
     let mut edited: Vec<String> = logged_tickers[..logged_tickers.len() - 2].to_vec();
     edited.push("ZZZZ".to_owned());
-    sqlx::query("update cache_entries set value = $1 where type = 'themes' and name = 'Ai' and key = 'list'")
-        .bind(serde_json::json!(edited))
-        .execute(db.pool())
-        .await
-        .unwrap();
+    db.set_value("themes", "Ai", "list", &serde_json::json!(edited))
+        .await;
 
     let (code, differences) = verify(&db);
     assert_eq!(code, Some(5));
@@ -741,7 +757,7 @@ async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason
         describe(&out)
     );
 
-    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today())
+    let plan = job::plan(db.store.as_ref(), &job, &PlanRequest::default(), today())
         .await
         .unwrap();
     assert_eq!(plan.drift, vec![AI_LIST.to_owned()]);
@@ -771,23 +787,24 @@ async fn an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason
 
     let (code, differences) = verify(&db);
     assert_eq!((code, differences.len()), (Some(0), 0), "{differences:?}");
-    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today())
+    let plan = job::plan(db.store.as_ref(), &job, &PlanRequest::default(), today())
         .await
         .unwrap();
     assert!(plan.drift.is_empty() && !plan.has_changes());
 }
 
-#[tokio::test]
-async fn a_deleted_row_is_reported_and_recreated_by_the_next_run() {
-    let (db, job) = short_history(32).await;
+on_both_stores!(
+    an_edited_row_is_reported_by_verify_and_plan_and_reconciled_with_reason_manual_drift
+);
+
+async fn a_deleted_row_is_reported_and_recreated_by_the_next_run(backend: Backend) {
+    let (db, job) = short_history(backend, 32).await;
     let logged = db
         .value("stock_universe", "market_cap", "mega_cap")
         .await
         .unwrap();
-    sqlx::query("delete from cache_entries where type = 'stock_universe' and name = 'market_cap' and key = 'mega_cap'")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    db.exec("delete from cache_entries where type = 'stock_universe' and name = 'market_cap' and key = 'mega_cap'")
+        .await;
 
     let (code, differences) = verify(&db);
     assert_eq!(code, Some(5));
@@ -798,7 +815,7 @@ async fn a_deleted_row_is_reported_and_recreated_by_the_next_run() {
         differences[MEGA_CAP]["logged_hash"],
         hash_value(&logged).to_hex()
     );
-    let plan = job::plan(&db.store, &job, &PlanRequest::default(), today())
+    let plan = job::plan(db.store.as_ref(), &job, &PlanRequest::default(), today())
         .await
         .unwrap();
     assert_eq!(plan.drift, vec![MEGA_CAP.to_owned()]);
@@ -823,24 +840,24 @@ async fn a_deleted_row_is_reported_and_recreated_by_the_next_run() {
     );
 }
 
-#[tokio::test]
+on_both_stores!(a_deleted_row_is_reported_and_recreated_by_the_next_run);
+
 async fn a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wants_is_adopted_in_place(
+    backend: Backend,
 ) {
-    let (db, job) = short_history(33).await;
+    let (db, job) = short_history(backend, 33).await;
     let logged_mega = db
         .value("stock_universe", "market_cap", "mega_cap")
         .await
         .unwrap();
-    sqlx::raw_sql(
+    db.exec(
         "insert into cache_entries (type, name, key, value, environment)
              values ('stock_universe', 'market_cap', 'giga_cap', '[]', 'DEFAULT');
          delete from cache_entries where type = 'stock_universe' and name = 'market_cap' and key = 'mega_cap';
          insert into cache_entries (type, name, key, value, environment)
              values ('stock_universe', 'market_cap', 'mega_cap', '{\"count\": 1, \"stocks\": [{\"ticker\": \"ZZZZ\"}]}', 'DEFAULT');",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     let hand_id = entry_id(&db, MEGA_CAP).await.unwrap();
     let giga = "stock_universe/market_cap/giga_cap";
 
@@ -885,19 +902,20 @@ async fn a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wan
     assert_eq!(verify(&db).0, Some(0));
 }
 
+on_both_stores!(
+    a_hand_inserted_row_the_catalog_does_not_want_is_deleted_and_one_it_wants_is_adopted_in_place
+);
+
 /// Replay stays exact across a drift reconciliation (SPEC §7): the reconciling run is a point in
 /// history like any other.
-#[tokio::test]
-async fn the_log_still_replays_exactly_after_an_edited_row_is_reconciled() {
-    let (db, job) = short_history(34).await;
-    sqlx::query("update cache_entries set value = '[\"AMD\", \"ZZZZ\"]' where type = 'themes' and name = 'Ai' and key = 'list'")
-        .execute(db.pool())
-        .await
-        .unwrap();
+async fn the_log_still_replays_exactly_after_an_edited_row_is_reconciled(backend: Backend) {
+    let (db, job) = short_history(backend, 34).await;
+    db.set_value("themes", "Ai", "list", &serde_json::json!(["AMD", "ZZZZ"]))
+        .await;
     let report = forced_run(&db, &job).await;
     assert_eq!(report.drift, vec![AI_LIST.to_owned()]);
     let run = report.run_id.unwrap();
-    let replay = history::replay_state(&db.store, ENV, run, None).await;
+    let replay = history::replay_state(db.store.as_ref(), ENV, run, None).await;
     let live = live_hashes(&db).await;
     match replay {
         Ok((state, _)) => {
@@ -911,20 +929,19 @@ async fn the_log_still_replays_exactly_after_an_edited_row_is_reconciled() {
     }
 }
 
-#[tokio::test]
-async fn the_log_still_replays_exactly_after_a_hand_inserted_row_is_deleted() {
-    let (db, job) = short_history(35).await;
-    sqlx::query(
+on_both_stores!(the_log_still_replays_exactly_after_an_edited_row_is_reconciled);
+
+async fn the_log_still_replays_exactly_after_a_hand_inserted_row_is_deleted(backend: Backend) {
+    let (db, job) = short_history(backend, 35).await;
+    db.exec(
         "insert into cache_entries (type, name, key, value, environment)
          values ('stock_universe', 'market_cap', 'giga_cap', '[]', 'DEFAULT')",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     let report = forced_run(&db, &job).await;
     assert_eq!(report.deleted, 1);
     let run = report.run_id.unwrap();
-    match history::replay_state(&db.store, ENV, run, None).await {
+    match history::replay_state(db.store.as_ref(), ENV, run, None).await {
         Ok((state, _)) => {
             let hashes: Hashes = state
                 .iter()
@@ -936,13 +953,16 @@ async fn the_log_still_replays_exactly_after_a_hand_inserted_row_is_deleted() {
     }
 }
 
+on_both_stores!(the_log_still_replays_exactly_after_a_hand_inserted_row_is_deleted);
+
 // ---------------------------------------------------------------------------------------------
 // 4. history / show on the command line
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_by_replay() {
-    let db = TestDb::new().await;
+async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_by_replay(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     let market = market(909, 18);
     let job = job_config(5);
     let nights = simulate(&db, &market, &job, 16, &[]).await;
@@ -956,15 +976,16 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     let lines = json_out(&out);
     let lines = lines.as_array().unwrap();
     let k = key(LARGE_CAP);
-    let logged: Vec<(i64, i64)> = sqlx::query_as(
-        "select seq, run_id from cache_sync_event where entry_type = $1 and entry_name = $2 and entry_key = $3 order by seq desc",
-    )
-    .bind(&k.entry_type)
-    .bind(&k.name)
-    .bind(&k.key)
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let logged: Vec<(i64, i64)> = db
+        .sql(
+            "select seq, run_id from cache_sync_event
+             where entry_type = $1 and entry_name = $2 and entry_key = $3 order by seq desc",
+        )
+        .bind(&k.entry_type)
+        .bind(&k.name)
+        .bind(&k.key)
+        .fetch_all()
+        .await;
     assert!(logged.len() >= 3, "large_cap changed on several nights");
     assert_eq!(
         lines
@@ -1030,16 +1051,24 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     assert!(stdout.contains("(threshold_crossed) {"), "{stdout}");
 
     // --- A symbol's history: pick a stock that crossed a band after the first night.
-    let (ticker,): (String,) = sqlx::query_as(
-        "select m->>'ticker'
-         from cache_sync_event e, jsonb_array_elements(e.change->'lists') l, jsonb_array_elements(l->'added') m
-         where e.entry_name = 'market_cap' and e.run_id > $1 and m->'reason'->>'code' = 'threshold_crossed'
-         group by 1 order by count(*) desc, 1 limit 1",
-    )
-    .bind(nights[0].run_id.0)
-    .fetch_one(db.pool())
-    .await
-    .expect("some stock crossed a band boundary");
+    let log = logged_changes(&db).await;
+    let mut crossings: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, run_id, name, change) in &log {
+        if name != "market_cap" || *run_id <= nights[0].run_id.0 {
+            continue;
+        }
+        for (kind, ticker, reason) in added_or_removed(change) {
+            if kind == "added" && reason == "threshold_crossed" {
+                *crossings.entry(ticker).or_default() += 1;
+            }
+        }
+    }
+    // The most frequent crosser; the first in ticker order among equals.
+    let ticker = crossings
+        .iter()
+        .max_by_key(|(t, n)| (**n, std::cmp::Reverse((*t).clone())))
+        .map(|(t, _)| t.clone())
+        .expect("some stock crossed a band boundary");
     let out = cache_sync_cli(
         &db,
         &[
@@ -1055,17 +1084,16 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let lines = json_out(&out);
     let lines = lines.as_array().unwrap();
-    let expected: Vec<i64> = sqlx::query_scalar(
-        "select seq from cache_sync_event e
-         where exists (select 1 from jsonb_array_elements(e.change->'lists') l,
-                            jsonb_array_elements(coalesce(l->'added', '[]'::jsonb) || coalesce(l->'removed', '[]'::jsonb)) m
-                       where m->>'ticker' = $1)
-         order by seq desc",
-    )
-    .bind(&ticker)
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let expected: Vec<i64> = log
+        .iter()
+        .rev()
+        .filter(|(_, _, _, change)| {
+            added_or_removed(change)
+                .iter()
+                .any(|(_, t, _)| *t == ticker)
+        })
+        .map(|(seq, ..)| *seq)
+        .collect();
     assert_eq!(
         lines
             .iter()
@@ -1182,13 +1210,14 @@ async fn the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_b
     }
 }
 
+on_both_stores!(the_cli_lists_history_newest_first_with_reasons_and_shows_past_values_by_replay);
+
 // ---------------------------------------------------------------------------------------------
 // 5. A no-op night
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_night_without_input_change_appends_one_run_record_and_nothing_else() {
-    let db = TestDb::new().await;
+async fn a_night_without_input_change_appends_one_run_record_and_nothing_else(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let job = job_config(1000);
     let nights = simulate(&db, &market(55, 3), &job, 2, &[]).await;
     db.count_writes().await;
@@ -1220,6 +1249,8 @@ async fn a_night_without_input_change_appends_one_run_record_and_nothing_else() 
     );
 }
 
+on_both_stores!(a_night_without_input_change_appends_one_run_record_and_nothing_else);
+
 // ---------------------------------------------------------------------------------------------
 // Configuration that stops owning an entry
 // ---------------------------------------------------------------------------------------------
@@ -1227,9 +1258,10 @@ async fn a_night_without_input_change_appends_one_run_record_and_nothing_else() 
 /// A theme removed from `cache_config`: the job wrote its `themes/{Name}/list` row, so the scope
 /// stays owned and the row is deleted, and the log records its end. Checkpoints written
 /// afterwards agree with a full fold of the log.
-#[tokio::test]
-async fn replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the_configuration() {
-    let db = TestDb::new().await;
+async fn replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the_configuration(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     let job = job_config(3);
     let nights = simulate(
         &db,
@@ -1255,7 +1287,7 @@ async fn replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the
         "the themes row the job wrote stays owned and is deleted with the theme"
     );
     for night in &nights {
-        let report = history::replay(&db.store, ENV, night.run_id, true).await;
+        let report = history::replay(db.store.as_ref(), ENV, night.run_id, true).await;
         assert!(
             report.is_ok(),
             "replay --verify of run {} (night {}): {}",
@@ -1265,3 +1297,7 @@ async fn replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the
         );
     }
 }
+
+on_both_stores!(
+    replay_verify_agrees_with_checkpoints_after_a_theme_is_removed_from_the_configuration
+);

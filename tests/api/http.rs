@@ -9,8 +9,13 @@
 //! "running" by holding an `ACCESS EXCLUSIVE` lock on `ohlcv_daily` from another session, which
 //! the job's first read waits on. No test sleeps; `WAIT` only bounds a wait that would otherwise
 //! hang a broken build.
+//!
+//! Every test runs on both stores except the three that keep a job running that way: SQLite's
+//! readers never wait on a writer, so the embedded store has no way to hold a job mid-read.
 
-use crate::helpers::{cache_sync_command, live_hashes, small_market, TestDb};
+use crate::helpers::{
+    cache_sync_command, live_hashes, on_both_stores, small_market, Backend, TestDb,
+};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -22,13 +27,12 @@ use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 use tickstock_cache_sync::fixtures::SyntheticMarket;
 use tickstock_cache_sync::http::{self as api, openapi::ROUTES, AppState};
 use tickstock_cache_sync::job::{self, JobConfig, PlanRequest, RunRequest};
 use tickstock_cache_sync::publish::Publisher;
-use tickstock_cache_sync::store::Trigger;
+use tickstock_cache_sync::store::{LockOutcome, Trigger};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::ServiceExt as _;
 
@@ -43,12 +47,7 @@ pub(crate) const TOP_10: &str = "stock_universe/market_leaders/top_10_stocks";
 
 /// State for a router over `db` with the test key.
 pub(crate) fn app_state(db: &TestDb, job: JobConfig, publisher: Option<Publisher>) -> AppState {
-    AppState::new(
-        Arc::new(db.store.clone()),
-        job,
-        publisher,
-        Some(KEY.to_owned()),
-    )
+    AppState::new(db.store.clone(), job, publisher, Some(KEY.to_owned()))
 }
 
 /// One response, body collected.
@@ -274,7 +273,7 @@ pub(crate) struct Effects {
     pub runs: i64,
     pub events: i64,
     pub outbox: i64,
-    pub rows: Vec<(i32, String, String)>,
+    pub rows: Vec<(i64, String, String)>,
 }
 
 pub(crate) async fn effects(db: &TestDb) -> Effects {
@@ -311,22 +310,34 @@ pub(crate) struct Seeded {
 }
 
 pub(crate) async fn seeded(job: &JobConfig) -> Seeded {
-    let db = TestDb::new().await;
+    seeded_on(Backend::Postgres, job).await
+}
+
+pub(crate) async fn seeded_on(backend: Backend, job: &JobConfig) -> Seeded {
+    let db = TestDb::on(backend).await;
     let market = small_market(11, 3);
     db.load(&market, 1).await;
-    let run1 = job::run(&db.store, job, &request_on(market.date_of_day(1), true))
-        .await
-        .expect("run 1")
-        .run_id
-        .expect("run 1 committed")
-        .0;
+    let run1 = job::run(
+        db.store.as_ref(),
+        job,
+        &request_on(market.date_of_day(1), true),
+    )
+    .await
+    .expect("run 1")
+    .run_id
+    .expect("run 1 committed")
+    .0;
     db.load_next(&market, 2).await;
-    let run2 = job::run(&db.store, job, &request_on(market.date_of_day(2), true))
-        .await
-        .expect("run 2")
-        .run_id
-        .expect("run 2 committed")
-        .0;
+    let run2 = job::run(
+        db.store.as_ref(),
+        job,
+        &request_on(market.date_of_day(2), true),
+    )
+    .await
+    .expect("run 2")
+    .run_id
+    .expect("run 2 committed")
+    .0;
     Seeded {
         db,
         market,
@@ -337,16 +348,15 @@ pub(crate) async fn seeded(job: &JobConfig) -> Seeded {
 
 /// The hash the log recorded for `universe` (type/name/key) after `run_id`.
 pub(crate) async fn logged_hash(db: &TestDb, universe: &str, run_id: i64) -> Option<String> {
-    sqlx::query_scalar(
+    db.sql(
         "select hash_after from cache_sync_event
          where entry_type || '/' || entry_name || '/' || entry_key = $1 and run_id <= $2
          order by seq desc limit 1",
     )
     .bind(universe)
     .bind(run_id)
-    .fetch_optional(db.pool())
+    .scalar_optional::<Option<String>>()
     .await
-    .expect("logged hash")
     .flatten()
 }
 
@@ -454,12 +464,11 @@ async fn a_triggered_job_runs_in_the_background_and_status_history_and_stats_rep
         "{done}"
     );
     let run_id = done["run_id"].as_i64().expect("the run it produced");
-    let (trigger, families, status): (String, String, String) =
-        sqlx::query_as("select trigger, families, status from cache_sync_run where run_id = $1")
-            .bind(run_id)
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let (trigger, families, status): (String, String, String) = db
+        .sql("select trigger, families, status from cache_sync_run where run_id = $1")
+        .bind(run_id)
+        .fetch_one()
+        .await;
     assert_eq!(
         (trigger.as_str(), families.as_str(), status.as_str()),
         ("api", "all", "completed")
@@ -538,10 +547,9 @@ async fn a_triggered_job_runs_in_the_background_and_status_history_and_stats_rep
     assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
-async fn a_job_that_fails_is_reported_failed_with_its_error() {
+async fn a_job_that_fails_is_reported_failed_with_its_error(backend: Backend) {
     // No prices at all: the run cannot choose an as-of date.
-    let db = TestDb::new().await;
+    let db = TestDb::on(backend).await;
     let state = app_state(&db, JobConfig::default(), None);
     let app = api::router(state.clone());
     let accepted = post(&app, TRIGGER, &json!({"mode": "full"})).await;
@@ -561,21 +569,22 @@ async fn a_job_that_fails_is_reported_failed_with_its_error() {
     finish_job(&state).await;
 }
 
+on_both_stores!(a_job_that_fails_is_reported_failed_with_its_error);
+
 // ---------------------------------------------------------------------------------------------
 // One job at a time
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_trigger_while_a_job_is_recorded_running_gets_409_and_creates_nothing() {
-    let db = TestDb::new().await;
+async fn a_trigger_while_a_job_is_recorded_running_gets_409_and_creates_nothing(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(5, 1), 1).await;
-    sqlx::query(
+    db.sql(
         "insert into cache_sync_job (job_id, mode, force, triggered_by, status, start_time)
-         values ('cs-elsewhere', 'full', false, 'api', 'running', now())",
+         values ('cs-elsewhere', 'full', false, 'api', 'running', $1)",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .bind(Utc::now())
+    .execute()
+    .await;
     let state = app_state(&db, JobConfig::default(), None);
     let app = api::router(state.clone());
     let before = effects(&db).await;
@@ -591,6 +600,8 @@ async fn a_trigger_while_a_job_is_recorded_running_gets_409_and_creates_nothing(
     let s = get(&app, &status_uri("cs-elsewhere")).await.json();
     assert_eq!(s["status"], "running");
 }
+
+on_both_stores!(a_trigger_while_a_job_is_recorded_running_gets_409_and_creates_nothing);
 
 #[tokio::test]
 async fn two_concurrent_triggers_start_exactly_one_job() {
@@ -628,9 +639,10 @@ async fn two_concurrent_triggers_start_exactly_one_job() {
 // The key
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn every_protected_route_answers_401_json_without_the_key_or_with_a_wrong_one() {
-    let db = TestDb::new().await;
+async fn every_protected_route_answers_401_json_without_the_key_or_with_a_wrong_one(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(8, 1), 1).await;
     let state = app_state(&db, JobConfig::default(), None);
     let app = api::router(state.clone());
@@ -672,10 +684,7 @@ async fn every_protected_route_answers_401_json_without_the_key_or_with_a_wrong_
             running.handle.abort();
             let _ = (&mut running.handle).await;
         }
-        sqlx::query("delete from cache_sync_job")
-            .execute(db.pool())
-            .await
-            .unwrap();
+        db.exec("delete from cache_sync_job").await;
     }
     // Only /health is open.
     let open: Vec<_> = ROUTES
@@ -694,18 +703,20 @@ async fn every_protected_route_answers_401_json_without_the_key_or_with_a_wrong_
     assert_eq!(after.jobs, 0);
 }
 
-#[tokio::test]
-async fn a_service_without_a_key_serves_every_route() {
-    let db = TestDb::new().await;
-    let state = AppState::new(Arc::new(db.store.clone()), JobConfig::default(), None, None);
+on_both_stores!(every_protected_route_answers_401_json_without_the_key_or_with_a_wrong_one);
+
+async fn a_service_without_a_key_serves_every_route(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    let state = AppState::new(db.store.clone(), JobConfig::default(), None, None);
     let app = api::router(state);
     let answer = send(&app, "GET", "/api/universes", None, None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
-#[tokio::test]
-async fn the_openapi_document_lists_exactly_the_route_table() {
-    let db = TestDb::new().await;
+on_both_stores!(a_service_without_a_key_serves_every_route);
+
+async fn the_openapi_document_lists_exactly_the_route_table(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let app = api::router(app_state(&db, JobConfig::default(), None));
     let doc = get(&app, "/api/openapi.json").await.json();
     let mut listed = BTreeSet::new();
@@ -725,13 +736,14 @@ async fn the_openapi_document_lists_exactly_the_route_table() {
     );
 }
 
+on_both_stores!(the_openapi_document_lists_exactly_the_route_table);
+
 // ---------------------------------------------------------------------------------------------
 // Plans and plan ids
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_plan_id_applies_exactly_that_plan_and_a_stale_one_is_refused_with_409() {
-    let db = TestDb::new().await;
+async fn a_plan_id_applies_exactly_that_plan_and_a_stale_one_is_refused_with_409(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.count_writes().await;
     let market = small_market(9, 3);
     db.load(&market, 1).await;
@@ -776,12 +788,11 @@ async fn a_plan_id_applies_exactly_that_plan_and_a_stale_one_is_refused_with_409
     let job_id = finish_job(&state).await;
     let s = get(&app, &status_uri(&job_id)).await.json();
     assert_eq!(s["status"], "completed", "{s}");
-    let created: i64 =
-        sqlx::query_scalar("select created_count::int8 from cache_sync_run where run_id = $1")
-            .bind(s["run_id"].as_i64().unwrap())
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let created: i64 = db
+        .sql("select cast(created_count as bigint) from cache_sync_run where run_id = $1")
+        .bind(s["run_id"].as_i64().unwrap())
+        .scalar()
+        .await;
     assert_eq!(created, deltas.len() as i64, "exactly the planned deltas");
 
     // Plan the next night, then the data moves before the trigger.
@@ -813,13 +824,12 @@ async fn a_plan_id_applies_exactly_that_plan_and_a_stale_one_is_refused_with_409
         .as_str()
         .unwrap()
         .to_owned();
-    sqlx::query(
-        "update cache_entries set value = '[\"ZZZZ\"]'::jsonb
-         where type = 'themes' and key = 'list' and name = (select min(name) from cache_entries where type = 'themes')",
-    )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    let first_theme: String = db
+        .sql("select min(name) from cache_entries where type = 'themes'")
+        .scalar()
+        .await;
+    db.set_value("themes", &first_theme, "list", &json!(["ZZZZ"]))
+        .await;
     let answer = post(
         &app,
         TRIGGER,
@@ -833,13 +843,14 @@ async fn a_plan_id_applies_exactly_that_plan_and_a_stale_one_is_refused_with_409
     assert_eq!(db.count("cache_sync_job").await, 1, "only the applied job");
 }
 
+on_both_stores!(a_plan_id_applies_exactly_that_plan_and_a_stale_one_is_refused_with_409);
+
 // ---------------------------------------------------------------------------------------------
 // Universes, histories, replay, rollback
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn universes_are_listed_and_shown_now_after_a_run_and_at_a_time() {
-    let s = seeded(&JobConfig::default()).await;
+async fn universes_are_listed_and_shown_now_after_a_run_and_at_a_time(backend: Backend) {
+    let s = seeded_on(backend, &JobConfig::default()).await;
     let db = &s.db;
     let app = api::router(app_state(db, JobConfig::default(), None));
 
@@ -943,9 +954,10 @@ async fn universes_are_listed_and_shown_now_after_a_run_and_at_a_time() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
-#[tokio::test]
-async fn histories_of_a_universe_and_of_a_symbol_and_the_replay_of_a_run() {
-    let s = seeded(&JobConfig::default()).await;
+on_both_stores!(universes_are_listed_and_shown_now_after_a_run_and_at_a_time);
+
+async fn histories_of_a_universe_and_of_a_symbol_and_the_replay_of_a_run(backend: Backend) {
+    let s = seeded_on(backend, &JobConfig::default()).await;
     let db = &s.db;
     let app = api::router(app_state(db, JobConfig::default(), None));
 
@@ -1042,9 +1054,12 @@ async fn histories_of_a_universe_and_of_a_symbol_and_the_replay_of_a_run() {
     );
 }
 
-#[tokio::test]
-async fn a_rollback_dry_run_writes_nothing_and_a_rollback_restores_the_run_as_a_new_run() {
-    let s = seeded(&JobConfig::default()).await;
+on_both_stores!(histories_of_a_universe_and_of_a_symbol_and_the_replay_of_a_run);
+
+async fn a_rollback_dry_run_writes_nothing_and_a_rollback_restores_the_run_as_a_new_run(
+    backend: Backend,
+) {
+    let s = seeded_on(backend, &JobConfig::default()).await;
     let db = &s.db;
     db.count_writes().await;
     let app = api::router(app_state(db, JobConfig::default(), None));
@@ -1070,12 +1085,11 @@ async fn a_rollback_dry_run_writes_nothing_and_a_rollback_restores_the_run_as_a_
     assert_eq!(applied["status"], "completed", "{applied}");
     let run3 = applied["run_id"].as_i64().expect("a new run");
     assert!(run3 > s.run2);
-    let trigger: String =
-        sqlx::query_scalar("select trigger from cache_sync_run where run_id = $1")
-            .bind(run3)
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let trigger: String = db
+        .sql("select trigger from cache_sync_run where run_id = $1")
+        .bind(run3)
+        .scalar()
+        .await;
     assert_eq!(trigger, "rollback");
     let hash1 = logged_hash(db, TOP_10, s.run1).await.unwrap();
     assert_eq!(live_hashes(db).await.get(TOP_10), Some(&hash1));
@@ -1084,16 +1098,22 @@ async fn a_rollback_dry_run_writes_nothing_and_a_rollback_restores_the_run_as_a_
         Some(&hash1),
         "logged as a new event"
     );
-    let reasons: Vec<String> = sqlx::query_scalar(
-        "select distinct m->'reason'->>'code' from cache_sync_event e,
-             jsonb_array_elements(e.change->'lists') l,
-             jsonb_array_elements(coalesce(l->'added', '[]'::jsonb) || coalesce(l->'removed', '[]'::jsonb)) m
-         where e.run_id = $1",
-    )
-    .bind(run3)
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let changes: Vec<Value> = db
+        .sql("select change from cache_sync_event where run_id = $1")
+        .bind(run3)
+        .scalars()
+        .await;
+    let reasons: BTreeSet<String> = changes
+        .iter()
+        .flat_map(|c| c["lists"].as_array().cloned().unwrap_or_default())
+        .flat_map(|l| {
+            let mut members = l["added"].as_array().cloned().unwrap_or_default();
+            members.extend(l["removed"].as_array().cloned().unwrap_or_default());
+            members
+        })
+        .map(|m| m["reason"]["code"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(!reasons.is_empty(), "the rollback moved members");
     assert!(reasons.iter().all(|r| r == "rollback"), "{reasons:?}");
 
     let before = effects(db).await;
@@ -1115,13 +1135,16 @@ async fn a_rollback_dry_run_writes_nothing_and_a_rollback_restores_the_run_as_a_
     assert_eq!(effects(db).await, before);
 }
 
+on_both_stores!(a_rollback_dry_run_writes_nothing_and_a_rollback_restores_the_run_as_a_new_run);
+
 // ---------------------------------------------------------------------------------------------
 // Bad and hostile input
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn malformed_trigger_and_rollback_bodies_answer_400_json_and_change_nothing() {
-    let db = TestDb::new().await;
+async fn malformed_trigger_and_rollback_bodies_answer_400_json_and_change_nothing(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(12, 1), 1).await;
     let state = app_state(&db, JobConfig::default(), None);
     let app = api::router(state.clone());
@@ -1201,10 +1224,11 @@ async fn malformed_trigger_and_rollback_bodies_answer_400_json_and_change_nothin
     assert!(state.running.lock().await.is_none());
 }
 
+on_both_stores!(malformed_trigger_and_rollback_bodies_answer_400_json_and_change_nothing);
+
 /// A real client sends `Content-Length`; the limit must still answer in the error shape.
-#[tokio::test]
-async fn an_oversized_body_with_a_content_length_answers_in_the_json_error_shape() {
-    let db = TestDb::new().await;
+async fn an_oversized_body_with_a_content_length_answers_in_the_json_error_shape(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let app = api::router(app_state(&db, JobConfig::default(), None));
     let body = format!(r#"{{"mode":"full","plan_id":"{}"}}"#, "a".repeat(70 * 1024));
     let request = Request::builder()
@@ -1220,9 +1244,12 @@ async fn an_oversized_body_with_a_content_length_answers_in_the_json_error_shape
     assert_client_error(&answer, "oversized body with Content-Length");
 }
 
-#[tokio::test]
-async fn an_oversized_body_with_a_content_length_is_refused_before_anything_is_written() {
-    let db = TestDb::new().await;
+on_both_stores!(an_oversized_body_with_a_content_length_answers_in_the_json_error_shape);
+
+async fn an_oversized_body_with_a_content_length_is_refused_before_anything_is_written(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
     let app = api::router(app_state(&db, JobConfig::default(), None));
     let body = format!(r#"{{"mode":"full","plan_id":"{}"}}"#, "a".repeat(70 * 1024));
     let request = Request::builder()
@@ -1238,11 +1265,12 @@ async fn an_oversized_body_with_a_content_length_is_refused_before_anything_is_w
     assert_eq!(db.count("cache_sync_job").await, 0);
 }
 
+on_both_stores!(an_oversized_body_with_a_content_length_is_refused_before_anything_is_written);
+
 /// The router's own rejections (path and query extraction, plan bodies, methods) should use the
 /// error shape like everything else.
-#[tokio::test]
-async fn every_client_error_the_router_answers_is_in_the_json_error_shape() {
-    let db = TestDb::new().await;
+async fn every_client_error_the_router_answers_is_in_the_json_error_shape(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let app = api::router(app_state(&db, JobConfig::default(), None));
     let cases: Vec<(&str, &str, Option<&[u8]>)> = vec![
         ("POST", PLAN, Some(b"{\"mode\": ".as_slice())),
@@ -1288,9 +1316,10 @@ async fn every_client_error_the_router_answers_is_in_the_json_error_shape() {
     );
 }
 
-#[tokio::test]
-async fn hostile_universe_symbol_and_job_ids_answer_4xx_json_and_write_nothing() {
-    let s = seeded(&JobConfig::default()).await;
+on_both_stores!(every_client_error_the_router_answers_is_in_the_json_error_shape);
+
+async fn hostile_universe_symbol_and_job_ids_answer_4xx_json_and_write_nothing(backend: Backend) {
+    let s = seeded_on(backend, &JobConfig::default()).await;
     let db = &s.db;
     db.count_writes().await;
     let app = api::router(app_state(db, JobConfig::default(), None));
@@ -1393,6 +1422,8 @@ async fn hostile_universe_symbol_and_job_ids_answer_4xx_json_and_write_nothing()
     assert!(db.count("symbols").await > 0);
 }
 
+on_both_stores!(hostile_universe_symbol_and_job_ids_answer_4xx_json_and_write_nothing);
+
 // ---------------------------------------------------------------------------------------------
 // Metrics
 // ---------------------------------------------------------------------------------------------
@@ -1406,9 +1437,8 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|e| panic!("{name} is a number ({e})"))
 }
 
-#[tokio::test]
-async fn metrics_are_prometheus_text_with_runs_pending_events_and_the_last_as_of() {
-    let s = seeded(&JobConfig::default()).await;
+async fn metrics_are_prometheus_text_with_runs_pending_events_and_the_last_as_of(backend: Backend) {
+    let s = seeded_on(backend, &JobConfig::default()).await;
     let db = &s.db;
     let app = api::router(app_state(db, JobConfig::default(), None));
     let answer = get(&app, "/metrics").await;
@@ -1434,11 +1464,10 @@ async fn metrics_are_prometheus_text_with_runs_pending_events_and_the_last_as_of
         metric(&text, "cache_sync_runs_total{status=\"completed\"}"),
         2.0
     );
-    let pending: i64 =
-        sqlx::query_scalar("select count(*) from cache_sync_outbox where published_at is null")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let pending: i64 = db
+        .sql("select count(*) from cache_sync_outbox where published_at is null")
+        .scalar()
+        .await;
     assert!(pending > 0, "no publisher: everything is pending");
     assert_eq!(
         metric(&text, "cache_sync_outbox_pending_events"),
@@ -1464,6 +1493,8 @@ async fn metrics_are_prometheus_text_with_runs_pending_events_and_the_last_as_of
     let answer = send(&app, "GET", "/metrics", None, None).await;
     assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+on_both_stores!(metrics_are_prometheus_text_with_runs_pending_events_and_the_last_as_of);
 
 // ---------------------------------------------------------------------------------------------
 // A real socket: restart and shutdown
@@ -1565,18 +1596,17 @@ pub(crate) async fn raw_request(
     }
 }
 
-#[tokio::test]
-async fn after_a_restart_a_job_left_running_is_failed_and_triggers_work_again() {
-    let db = TestDb::new().await;
+async fn after_a_restart_a_job_left_running_is_failed_and_triggers_work_again(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(14, 1), 1).await;
     // The previous process died with a job running.
-    sqlx::query(
+    db.sql(
         "insert into cache_sync_job (job_id, mode, force, triggered_by, status, start_time)
-         values ('cs-before-restart', 'full', true, 'api', 'running', now())",
+         values ('cs-before-restart', 'full', true, 'api', 'running', $1)",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .bind(Utc::now())
+    .execute()
+    .await;
     let state = app_state(&db, JobConfig::default(), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1650,6 +1680,8 @@ async fn after_a_restart_a_job_left_running_is_failed_and_triggers_work_again() 
         "the listener is closed"
     );
 }
+
+on_both_stores!(after_a_restart_a_job_left_running_is_failed_and_triggers_work_again);
 
 #[tokio::test]
 async fn on_shutdown_a_job_that_outlasts_the_grace_period_is_rolled_back_and_recorded_interrupted()
@@ -1753,9 +1785,8 @@ async fn redis_stuck_in_relay() -> SocketAddr {
     addr
 }
 
-#[tokio::test]
-async fn a_job_aborted_on_shutdown_after_its_commit_stays_completed() {
-    let db = TestDb::new().await;
+async fn a_job_aborted_on_shutdown_after_its_commit_stays_completed(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(16, 1), 1).await;
     let redis = redis_stuck_in_relay().await;
     let channels = tickstock_cache_sync::domain::events::Channels {
@@ -1811,21 +1842,19 @@ async fn a_job_aborted_on_shutdown_after_its_commit_stays_completed() {
     assert!(after["error_details"].is_null(), "{after}");
 }
 
-#[tokio::test]
-async fn while_another_writer_holds_the_lock_a_trigger_and_a_rollback_get_409() {
-    let s = seeded(&JobConfig::default()).await;
+on_both_stores!(a_job_aborted_on_shutdown_after_its_commit_stays_completed);
+
+async fn while_another_writer_holds_the_lock_a_trigger_and_a_rollback_get_409(backend: Backend) {
+    let s = seeded_on(backend, &JobConfig::default()).await;
     let db = &s.db;
     let state = app_state(db, JobConfig::default(), None);
     let app = api::router(state.clone());
     // A command-line run (no job row) holds the writer lock.
-    let mut holder = PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("begin").execute(&mut holder).await.unwrap();
-    // The store's WRITER_LOCK_KEY (src/store/postgres.rs).
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(0x7C5E_5EED_2026_0205_i64)
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = db.store.begin().await.unwrap();
+    assert_eq!(
+        holder.try_lock_writer().await.unwrap(),
+        LockOutcome::Acquired
+    );
     let before = effects(db).await;
 
     let rollback = post(&app, ROLLBACK, &json!({"to_run": s.run1, "force": true})).await;
@@ -1843,11 +1872,10 @@ async fn while_another_writer_holds_the_lock_a_trigger_and_a_rollback_get_409() 
     let after = effects(db).await;
     assert_eq!(after.runs, before.runs, "no run record");
     assert_eq!(after.rows, before.rows, "nothing written");
-    sqlx::raw_sql("rollback")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    holder.rollback().await.unwrap();
 }
+
+on_both_stores!(while_another_writer_holds_the_lock_a_trigger_and_a_rollback_get_409);
 
 // ---------------------------------------------------------------------------------------------
 // `cache-sync serve`
@@ -1874,9 +1902,8 @@ fn describe(out: &std::process::Output) -> String {
     )
 }
 
-#[tokio::test]
-async fn serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback() {
-    let db = TestDb::new().await;
+async fn serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let cases: [(&[&str], &str); 5] = [
         (&["--bind", "127.0.0.1:0"], "no API key"),
         (
@@ -1917,6 +1944,8 @@ async fn serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }
+
+on_both_stores!(serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback);
 
 /// A free loopback port (bound then released; the child binds it next).
 fn free_port() -> u16 {
@@ -1976,9 +2005,10 @@ impl Drop for ServeProcess {
     }
 }
 
-#[tokio::test]
-async fn serve_starts_with_a_key_from_the_environment_or_a_file_or_unauthenticated_on_loopback() {
-    let db = TestDb::new().await;
+async fn serve_starts_with_a_key_from_the_environment_or_a_file_or_unauthenticated_on_loopback(
+    backend: Backend,
+) {
+    let db = TestDb::on(backend).await;
 
     // Key from CACHE_SYNC_API_KEY.
     let port = free_port();
@@ -2045,3 +2075,7 @@ async fn serve_starts_with_a_key_from_the_environment_or_a_file_or_unauthenticat
     );
     assert_eq!(child.terminate(), Some(0));
 }
+
+on_both_stores!(
+    serve_starts_with_a_key_from_the_environment_or_a_file_or_unauthenticated_on_loopback
+);

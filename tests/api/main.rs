@@ -1,5 +1,6 @@
-//! Integration tests against a real PostgreSQL (one database per test). One binary, one module
-//! per feature.
+//! Integration tests against real services: PostgreSQL (a database per test), SQLite (a file per
+//! test) and Redis (a channel prefix per test). One binary, one module per feature; store-facing
+//! tests run on both stores through `helpers::on_both_stores!`.
 
 mod atomicity;
 mod demo;
@@ -10,5 +11,6 @@ mod handback;
 mod helpers;
 mod history;
 mod http;
+mod operator;
 mod plan;
 mod run;

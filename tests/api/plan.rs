@@ -1,6 +1,6 @@
 //! The catalog computed from real rows, and `plan` against empty, legacy-filled and mixed tables.
 
-use crate::helpers::{live_hashes, small_market, TestDb};
+use crate::helpers::{live_hashes, on_both_stores, small_market, Backend, TestDb};
 use serde_json::{json, Value};
 use tickstock_cache_sync::domain::diff::Op;
 
@@ -28,15 +28,11 @@ async fn load_small_market_sql(db: &TestDb) {
         "/fixtures/small_market.sql"
     ))
     .unwrap();
-    sqlx::raw_sql(&sql)
-        .execute(db.pool())
-        .await
-        .expect("load small_market.sql");
+    db.exec(&sql).await;
 }
 
-#[tokio::test]
-async fn the_hand_written_market_gives_the_hand_written_catalog() {
-    let owner = TestDb::new().await;
+async fn the_hand_written_market_gives_the_hand_written_catalog(backend: Backend) {
+    let owner = TestDb::on(backend).await;
     let db = &owner;
     load_small_market_sql(db).await;
     let report = db.run().await;
@@ -101,20 +97,16 @@ async fn the_hand_written_market_gives_the_hand_written_catalog() {
     );
     assert_eq!(sector("top_10_energy").await.unwrap(), ["OILX"]);
     assert_eq!(sector("top_10_unknown").await, None);
-    let sector_keys: Vec<String> = sqlx::query_scalar(
-        "select key from cache_entries where type = 'stock_universe' and name = 'sector_leaders' order by key",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let sector_keys: Vec<String> = db
+        .sql("select key from cache_entries where type = 'stock_universe' and name = 'sector_leaders' order by key")
+        .scalars()
+        .await;
     assert_eq!(sector_keys.len(), 8, "{sector_keys:?}");
 
-    let industry: Vec<(String, Value)> = sqlx::query_as(
-        "select key, value from cache_entries where type = 'stock_universe' and name = 'industry'",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let industry: Vec<(String, Value)> = db
+        .sql("select key, value from cache_entries where type = 'stock_universe' and name = 'industry'")
+        .fetch_all()
+        .await;
     assert_eq!(
         industry.len(),
         1,
@@ -191,18 +183,19 @@ async fn the_hand_written_market_gives_the_hand_written_catalog() {
     );
 
     // Nothing inactive or non-CS anywhere.
-    let all: Vec<String> = sqlx::query_scalar("select value::text from cache_entries")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let all: Vec<String> = db
+        .sql("select cast(value as text) from cache_entries")
+        .scalars()
+        .await;
     assert!(all
         .iter()
         .all(|v| !v.contains("GONE") && !v.contains("ADRX")));
 }
 
-#[tokio::test]
-async fn plan_against_an_empty_table_is_all_creates_and_writes_nothing() {
-    let db = TestDb::new().await;
+on_both_stores!(the_hand_written_market_gives_the_hand_written_catalog);
+
+async fn plan_against_an_empty_table_is_all_creates_and_writes_nothing(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(7, 1), 1).await;
     let plan = db.plan().await;
     assert!(plan.has_changes());
@@ -225,19 +218,18 @@ async fn plan_against_an_empty_table_is_all_creates_and_writes_nothing() {
     assert_eq!(plan.config_hash, again.config_hash);
 }
 
-#[tokio::test]
-async fn legacy_rows_are_planned_as_updates_and_adopted_in_place() {
-    let db = TestDb::new().await;
+on_both_stores!(plan_against_an_empty_table_is_all_creates_and_writes_nothing);
+
+async fn legacy_rows_are_planned_as_updates_and_adopted_in_place(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(8, 1), 1).await;
-    sqlx::raw_sql(
+    db.exec(
         "insert into cache_entries (type, name, key, value, environment, created_at, updated_at) values
          ('stock_universe', 'market_cap', 'large_cap', '{\"count\": 1, \"stocks\": [{\"ticker\": \"OLD\", \"rank\": 1}]}', 'DEFAULT', '2024-01-01', '2024-01-01'),
          ('themes', 'Ai', 'list', '[\"NVDA\", \"OLD\"]', 'DEFAULT', '2024-01-01', '2024-01-01'),
          ('stock_universe', 'sector_leaders', 'top_10_gone_sector', '{\"count\": 0, \"stocks\": []}', 'DEFAULT', '2024-01-01', '2024-01-01')",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     let before = db.rows("true").await;
     let plan = db.plan().await;
     let find = |name: &str, key: &str| {
@@ -255,7 +247,7 @@ async fn legacy_rows_are_planned_as_updates_and_adopted_in_place() {
     db.run_forced().await;
     let after = db.rows("true").await;
     let id_of =
-        |rows: &[(i32, String, String)], key: &str| rows.iter().find(|r| r.1 == key).map(|r| r.0);
+        |rows: &[(i64, String, String)], key: &str| rows.iter().find(|r| r.1 == key).map(|r| r.0);
     for key in ["stock_universe/market_cap/large_cap", "themes/Ai/list"] {
         assert_eq!(
             id_of(&before, key),
@@ -267,14 +259,14 @@ async fn legacy_rows_are_planned_as_updates_and_adopted_in_place() {
         id_of(&after, "stock_universe/sector_leaders/top_10_gone_sector"),
         None
     );
-    let stamped: bool = sqlx::query_scalar(
-        "select bool_and(updated_at > '2025-01-01') from cache_entries where environment = 'DEFAULT'",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
-    assert!(stamped, "every written row has a fresh updated_at");
+    let stale: i64 = db
+        .sql("select count(*) from cache_entries where environment = 'DEFAULT' and not updated_at > '2025-01-01'")
+        .scalar()
+        .await;
+    assert_eq!(stale, 0, "every written row has a fresh updated_at");
 }
+
+on_both_stores!(legacy_rows_are_planned_as_updates_and_adopted_in_place);
 
 const UNOWNED: &str = "insert into cache_entries (type, name, key, value, environment) values
     ('app_settings', 'ui', 'theme', '{\"dark\": true}', 'DEFAULT'),
@@ -284,11 +276,10 @@ const UNOWNED: &str = "insert into cache_entries (type, name, key, value, enviro
     ('stock_universe', 'market_cap', 'large_cap', '[\"ZZZ\"]', 'PRODUCTION'),
     ('custom_type', 'x', 'y', '1', 'DEFAULT')";
 
-#[tokio::test]
-async fn unowned_rows_stay_out_of_the_plan_and_untouched() {
-    let db = TestDb::new().await;
+async fn unowned_rows_stay_out_of_the_plan_and_untouched(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(9, 1), 1).await;
-    sqlx::raw_sql(UNOWNED).execute(db.pool()).await.unwrap();
+    db.exec(UNOWNED).await;
     let unowned = "not (environment = 'DEFAULT' and type in ('stock_universe', 'etf_universe', 'themes', 'stock_stats', 'stock_etf_combo') and name not in ('Custom', 'watchlists'))";
     let before = db.raw_rows(unowned).await;
     assert_eq!(before.len(), 6);
@@ -313,19 +304,18 @@ async fn unowned_rows_stay_out_of_the_plan_and_untouched() {
     assert!(!live_hashes(&db).await.is_empty());
 }
 
-#[tokio::test]
-async fn cache_config_rows_shape_the_catalog() {
-    let db = TestDb::new().await;
+on_both_stores!(unowned_rows_stay_out_of_the_plan_and_untouched);
+
+async fn cache_config_rows_shape_the_catalog(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(10, 1), 1).await;
-    sqlx::raw_sql(
+    db.exec(
         "insert into cache_entries (type, name, key, value, environment) values
          ('cache_config', 'theme_definitions', 'megacaps', '[\"AAPL\", \"MSFT\", \"NOPE\"]', 'DEFAULT'),
          ('cache_config', 'etf_categories', 'etf_growth', '\"Growth Funds\"', 'DEFAULT'),
          ('cache_config', 'market_cap_thresholds', 'micro_cap', '0', 'DEFAULT')",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     db.run().await;
     assert_eq!(
         db.value("themes", "Megacaps", "list").await.unwrap(),
@@ -351,3 +341,5 @@ async fn cache_config_rows_shape_the_catalog() {
         "threshold 0 takes every positive cap below small_cap"
     );
 }
+
+on_both_stores!(cache_config_rows_shape_the_catalog);

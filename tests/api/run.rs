@@ -1,7 +1,7 @@
 //! `run`: idempotence, incremental equals full, the events account for every change, unowned
 //! rows untouched, bad rows counted.
 
-use crate::helpers::{live_hashes, run_request, small_market, TestDb};
+use crate::helpers::{live_hashes, on_both_stores, run_request, small_market, Backend, TestDb};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -13,27 +13,26 @@ use tickstock_cache_sync::job::JobConfig;
 
 /// Every owned row's value by `type/name/key`.
 async fn live_values(db: &TestDb) -> BTreeMap<String, Value> {
-    sqlx::query_as::<_, (String, Value)>(
+    db.sql(
         "select type || '/' || name || '/' || key, value from cache_entries
          where environment = 'DEFAULT' and type not in ('app_settings', 'cache_config')",
     )
-    .fetch_all(db.pool())
+    .fetch_all::<(String, Value)>()
     .await
-    .unwrap()
     .into_iter()
     .collect()
 }
 
 /// Applies the events of `run_id` to `state`, as replay would.
 async fn apply_run_events(db: &TestDb, run_id: i64, state: &mut BTreeMap<String, Value>) {
-    let events: Vec<(String, String, Value, Option<String>)> = sqlx::query_as(
-        "select entry_type || '/' || entry_name || '/' || entry_key, op, change, hash_after
-         from cache_sync_event where run_id = $1 order by seq",
-    )
-    .bind(run_id)
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let events: Vec<(String, String, Value, Option<String>)> = db
+        .sql(
+            "select entry_type || '/' || entry_name || '/' || entry_key, op, change, hash_after
+             from cache_sync_event where run_id = $1 order by seq",
+        )
+        .bind(run_id)
+        .fetch_all()
+        .await;
     for (key, op, change, hash_after) in events {
         let op = match op.as_str() {
             "created" => Op::Create,
@@ -61,9 +60,8 @@ async fn apply_run_events(db: &TestDb, run_id: i64, state: &mut BTreeMap<String,
     }
 }
 
-#[tokio::test]
-async fn a_second_run_on_unchanged_inputs_writes_nothing_but_a_run_record() {
-    let db = TestDb::new().await;
+async fn a_second_run_on_unchanged_inputs_writes_nothing_but_a_run_record(backend: Backend) {
+    let db = TestDb::on(backend).await;
     db.load(&small_market(11, 1), 1).await;
     let first = db.run().await;
     assert!(first.created > 0);
@@ -85,9 +83,10 @@ async fn a_second_run_on_unchanged_inputs_writes_nothing_but_a_run_record() {
     assert_eq!(db.count("cache_sync_run").await, 2, "only a run record");
 }
 
-#[tokio::test]
-async fn a_nightly_run_writes_only_the_entries_whose_content_changed() {
-    let db = TestDb::new().await;
+on_both_stores!(a_second_run_on_unchanged_inputs_writes_nothing_but_a_run_record);
+
+async fn a_nightly_run_writes_only_the_entries_whose_content_changed(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let market = small_market(12, 3);
     db.load(&market, 1).await;
     db.run().await;
@@ -113,9 +112,11 @@ async fn a_nightly_run_writes_only_the_entries_whose_content_changed() {
     );
 }
 
+on_both_stores!(a_nightly_run_writes_only_the_entries_whose_content_changed);
+
 /// Day-by-day runs from day 1 end where a fresh build on the last day ends, and each run's
 /// events turn the state before it into the state after it.
-async fn incremental_equals_full(seed: u64, days: usize, start_day: usize) {
+async fn incremental_equals_full(backend: Backend, seed: u64, days: usize, start_day: usize) {
     let market = SyntheticMarket::generate(&FixtureParams {
         stocks: 250,
         etfs: 60,
@@ -123,7 +124,7 @@ async fn incremental_equals_full(seed: u64, days: usize, start_day: usize) {
         seed,
         nasty: seed.is_multiple_of(2),
     });
-    let incremental = TestDb::new().await;
+    let incremental = TestDb::on(backend).await;
     incremental.load(&market, start_day).await;
     let mut state = BTreeMap::new();
     for day in start_day..=days {
@@ -138,26 +139,38 @@ async fn incremental_equals_full(seed: u64, days: usize, start_day: usize) {
             "events of day {day} account for the change"
         );
     }
-    let full = TestDb::new().await;
+    let full = TestDb::on(backend).await;
     full.load(&market, days).await;
     full.run_forced().await;
     assert_eq!(live_hashes(&incremental).await, live_hashes(&full).await);
 }
 
+fn block_on(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
-    fn running_day_by_day_ends_where_a_fresh_build_on_the_last_day_ends(
+    fn on_postgres_running_day_by_day_ends_where_a_fresh_build_on_the_last_day_ends(
         seed in 0u64..1_000_000,
         days in 2usize..6,
         start in 1usize..3,
     ) {
-        let start_day = start.min(days);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(incremental_equals_full(seed, days, start_day));
+        block_on(incremental_equals_full(Backend::Postgres, seed, days, start.min(days)));
+    }
+
+    #[test]
+    fn on_sqlite_running_day_by_day_ends_where_a_fresh_build_on_the_last_day_ends(
+        seed in 0u64..1_000_000,
+        days in 2usize..6,
+        start in 1usize..3,
+    ) {
+        block_on(incremental_equals_full(Backend::Sqlite, seed, days, start.min(days)));
     }
 }
 
@@ -170,12 +183,11 @@ const UNOWNED: &str = "insert into cache_entries (type, name, key, value, enviro
 
 const UNOWNED_FILTER: &str = "type in ('app_settings', 'cache_config') or name in ('Custom', 'watchlists') or environment <> 'DEFAULT'";
 
-#[tokio::test]
-async fn unowned_rows_are_identical_after_every_kind_of_run() {
-    let db = TestDb::new().await;
+async fn unowned_rows_are_identical_after_every_kind_of_run(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let market = small_market(13, 2);
     db.load(&market, 1).await;
-    sqlx::raw_sql(UNOWNED).execute(db.pool()).await.unwrap();
+    db.exec(UNOWNED).await;
     let before = db.raw_rows(UNOWNED_FILTER).await;
 
     db.run().await; // full build
@@ -187,14 +199,12 @@ async fn unowned_rows_are_identical_after_every_kind_of_run() {
     assert_eq!(db.raw_rows(UNOWNED_FILTER).await, before);
 
     // A forced mass change: thresholds that empty most bands and a category that matches nothing.
-    sqlx::raw_sql(
+    db.exec(
         "insert into cache_entries (type, name, key, value, environment) values
          ('cache_config', 'market_cap_thresholds', 'mega_cap', '900000000000000', 'DEFAULT'),
          ('cache_config', 'etf_categories', 'etf_growth', '{\"name\": \"Growth ETFs\", \"include\": [\"zzzz\"]}', 'DEFAULT')",
     )
-    .execute(db.pool())
-    .await
-    .unwrap();
+    .await;
     let refused = db.try_run(&JobConfig::default(), run_request(false)).await;
     assert!(refused.is_err(), "the mass change is refused without force");
     let with_config =
@@ -209,9 +219,10 @@ async fn unowned_rows_are_identical_after_every_kind_of_run() {
     );
 }
 
-#[tokio::test]
-async fn bad_rows_never_fail_a_run_and_are_counted() {
-    let db = TestDb::new().await;
+on_both_stores!(unowned_rows_are_identical_after_every_kind_of_run);
+
+async fn bad_rows_never_fail_a_run_and_are_counted(backend: Backend) {
+    let db = TestDb::on(backend).await;
     let market = SyntheticMarket::generate(&FixtureParams {
         stocks: 400,
         etfs: 60,
@@ -238,10 +249,10 @@ async fn bad_rows_never_fail_a_run_and_are_counted() {
     );
     assert!(report.input.defaulted.get("sector").copied().unwrap_or(0) > 0);
     // Every written ticker is normalised: no lower case, no spaces.
-    let values: Vec<String> = sqlx::query_scalar("select value::text from cache_entries")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let values: Vec<String> = db
+        .sql("select cast(value as text) from cache_entries")
+        .scalars()
+        .await;
     for v in values {
         let value: Value = serde_json::from_str(&v).unwrap();
         for (_, members) in tickstock_cache_sync::domain::members::member_lists(&value) {
@@ -251,3 +262,5 @@ async fn bad_rows_never_fail_a_run_and_are_counted() {
         }
     }
 }
+
+on_both_stores!(bad_rows_never_fail_a_run_and_are_counted);
