@@ -16,17 +16,15 @@
 //! - `## 8. Configuration`: `| `VARIABLE` | … |`.
 //! - `## 10. Performance`, `## 11. Exit codes`: tables.
 
-use crate::helpers::{cache_sync_command, small_market, TestDb};
+use crate::helpers::{cache_sync_command, small_market, TestDb, WAIT};
 use crate::http::{
     app_state, concrete, finish_job, get, request_on, seeded, send, status_uri, Answer, KEY,
-    TOP_10, TRIGGER, WAIT,
+    TOP_10, TRIGGER,
 };
+use crate::pubsub::{connection, redis_url, Received, StreamCleanup, Subscriber};
 use axum::http::StatusCode;
-use futures_util::StreamExt as _;
-use redis::aio::MultiplexedConnection;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use tickstock_cache_sync::commands::Exit;
 use tickstock_cache_sync::domain::events::Channels;
 use tickstock_cache_sync::domain::types::Family;
@@ -826,107 +824,12 @@ async fn every_documented_payload_field_is_in_the_events_of_a_nightly_run_and_no
     }
 }
 
-/// Deletes the test's Redis stream and group when it ends.
-struct RedisCleanup {
-    url: String,
-    keys: Vec<String>,
-}
-
-impl Drop for RedisCleanup {
-    fn drop(&mut self) {
-        if let Ok(mut con) = redis::Client::open(self.url.as_str())
-            .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(2)))
-        {
-            let _ = redis::cmd("DEL").arg(&self.keys).query::<i64>(&mut con);
-        }
-    }
-}
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-static PREFIXES: AtomicU32 = AtomicU32::new(0);
-
-fn unique_prefix() -> String {
-    format!(
-        "hb{}_{}_{}",
-        std::process::id(),
-        PREFIXES.fetch_add(1, Ordering::SeqCst),
-        chrono::Utc::now().timestamp_subsec_nanos()
-    )
-}
-
-/// A pattern subscription on `{prefix}:*`, confirmed by the server when constructed.
-struct Subscriber {
-    url: String,
-    prefix: String,
-    messages: redis::aio::PubSubStream,
-    sentinels: u32,
-}
-
-impl Subscriber {
-    async fn new(url: &str, prefix: &str) -> Self {
-        let client = redis::Client::open(url).expect("valid Redis URL");
-        let mut pubsub = client.get_async_pubsub().await.expect("pubsub connection");
-        pubsub
-            .psubscribe(format!("{prefix}:*"))
-            .await
-            .expect("psubscribe");
-        Self {
-            url: url.to_owned(),
-            prefix: prefix.to_owned(),
-            messages: pubsub.into_on_message(),
-            sentinels: 0,
-        }
-    }
-
-    /// `(channel, message)` of everything published under the prefix since the last drain
-    /// (up to a sentinel this publishes: Redis delivers in order).
-    async fn drain(&mut self) -> Vec<(String, Value)> {
-        self.sentinels += 1;
-        let sentinel = format!("{}:zz_test_sentinel", self.prefix);
-        let marker = format!("sentinel-{}", self.sentinels);
-        let mut con = connection(&self.url).await;
-        redis::cmd("PUBLISH")
-            .arg(&sentinel)
-            .arg(&marker)
-            .query_async::<i64>(&mut con)
-            .await
-            .expect("publish the sentinel");
-        let mut received = Vec::new();
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.messages.next())
-                .await
-                .expect("a message in time")
-                .expect("the subscription stays open");
-            let channel = msg.get_channel_name().to_owned();
-            let text: String = msg.get_payload().expect("text payload");
-            if channel == sentinel {
-                assert_eq!(text, marker);
-                return received;
-            }
-            let message: Value = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("message on {channel} is JSON ({e}): {text}"));
-            received.push((channel, message));
-        }
-    }
-}
-
-async fn connection(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("valid Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to Redis")
-}
-
 /// `(channel, event, payload)` of received messages, checking each envelope against the doc.
-fn unwrap_envelopes(doc: &Doc, received: &[(String, Value)]) -> Vec<(String, String, Value)> {
+fn unwrap_envelopes(doc: &Doc, received: &[Received]) -> Vec<(String, String, Value)> {
     let envelope = documented_envelope(doc);
     received
         .iter()
-        .map(|(channel, message)| {
+        .map(|Received { channel, message }| {
             assert_eq!(
                 object_keys(message),
                 envelope,
@@ -947,15 +850,13 @@ fn unwrap_envelopes(doc: &Doc, received: &[(String, Value)]) -> Vec<(String, Str
 async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_recipe_works() {
     let doc = Doc::load();
     let url = redis_url();
-    let prefix = unique_prefix();
+    let mut cleanup = StreamCleanup::new(&url);
+    let prefix = cleanup.prefix();
     let channels = Channels {
         prefix: prefix.clone(),
     };
     let group = "tickstock-ui";
-    let _cleanup = RedisCleanup {
-        url: url.clone(),
-        keys: vec![channels.stream()],
-    };
+
     let publisher = Publisher::new(&url, channels.clone(), 100_000).unwrap();
     let job = JobConfig {
         channels: channels.clone(),
@@ -1013,7 +914,7 @@ async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_rec
     assert_eq!(triggered["job_id"], job_id.as_str());
     assert_eq!(triggered["triggered_by"], "api");
     let mut shown = BTreeSet::new();
-    for (channel, message) in &received {
+    for Received { channel, message } in &received {
         if shown.insert(message["event"].as_str().unwrap().to_owned()) {
             println!("example on {channel}: {message}");
         }
@@ -1083,7 +984,7 @@ async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_rec
         &[("phase_progress", "entries_changed")],
     );
     assert!(events.contains("cache_sync_failed"), "{events:?}");
-    for (channel, message) in &received {
+    for Received { channel, message } in &received {
         if message["event"] == "cache_sync_failed" {
             println!("example on {channel}: {message}");
         }
@@ -1094,14 +995,8 @@ async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_rec
 async fn the_notices_of_a_command_line_run_match_the_document() {
     let doc = Doc::load();
     let url = redis_url();
-    let prefix = unique_prefix();
-    let _cleanup = RedisCleanup {
-        url: url.clone(),
-        keys: vec![Channels {
-            prefix: prefix.clone(),
-        }
-        .stream()],
-    };
+    let mut cleanup = StreamCleanup::new(&url);
+    let prefix = cleanup.prefix();
     let db = TestDb::new().await;
     db.load(&small_market(23, 1), 1).await;
     let mut subscriber = Subscriber::new(&url, &prefix).await;
@@ -1142,7 +1037,7 @@ async fn the_notices_of_a_command_line_run_match_the_document() {
         .2;
     assert_eq!(triggered["triggered_by"], "cli");
     let mut shown = BTreeSet::new();
-    for (channel, message) in &received {
+    for Received { channel, message } in &received {
         if shown.insert(message["event"].as_str().unwrap().to_owned()) {
             println!("example on {channel}: {message}");
         }

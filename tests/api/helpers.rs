@@ -45,6 +45,10 @@ macro_rules! on_both_stores {
 }
 pub(crate) use on_both_stores;
 
+/// Upper bound on a wait for a socket, a message or a child process: exceeding it fails the
+/// test (a failure bound, never a pause).
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

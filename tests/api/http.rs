@@ -14,7 +14,7 @@
 //! readers never wait on a writer, so the embedded store has no way to hold a job mid-read.
 
 use crate::helpers::{
-    cache_sync_command, live_hashes, on_both_stores, small_market, Backend, TestDb,
+    cache_sync_command, live_hashes, on_both_stores, small_market, Backend, TestDb, WAIT,
 };
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -38,9 +38,6 @@ use tower::ServiceExt as _;
 
 /// The key the tests' services expect.
 pub(crate) const KEY: &str = "test-api-key-0123456789abcdef";
-
-/// Upper bound on a wait for a socket or a child process: exceeding it fails the test.
-pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A universe every market has (ten members whose caps move with prices).
 pub(crate) const TOP_10: &str = "stock_universe/market_leaders/top_10_stocks";

@@ -13,4 +13,5 @@ mod history;
 mod http;
 mod operator;
 mod plan;
+mod pubsub;
 mod run;
