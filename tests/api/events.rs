@@ -7,7 +7,8 @@
 //! `redis-server`. Waits on Redis are bounded by `WAIT` (a failure bound, never a pause).
 
 use crate::helpers::{
-    cache_sync_command, on_both_stores, run_request, small_market, Backend, TestDb, WAIT,
+    cache_sync_command, describe, market_with_a_listing_on_day_2, on_both_stores, run_request,
+    small_market, Backend, TestDb, WAIT,
 };
 use crate::pubsub::{connection, redis_url, unique_prefix, Received, StreamCleanup, Subscriber};
 use redis::aio::MultiplexedConnection;
@@ -18,7 +19,6 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Stdio};
 use tickstock_cache_sync::domain::events::Channels;
 use tickstock_cache_sync::domain::members::member_lists;
-use tickstock_cache_sync::fixtures::SyntheticMarket;
 use tickstock_cache_sync::job::{self, JobConfig, RunRequest};
 use tickstock_cache_sync::publish::{PublishError, Publisher};
 use tickstock_cache_sync::report::RunReport;
@@ -300,21 +300,6 @@ async fn xlen(con: &mut MultiplexedConnection, stream: &str) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // A nightly run, seen by a subscriber
 // ---------------------------------------------------------------------------------------------
-
-/// A small market whose day 2 lists a new common stock (so the nightly run assigns an IPO).
-fn market_with_a_listing_on_day_2() -> SyntheticMarket {
-    (1..400)
-        .map(|seed| small_market(seed, 2))
-        .find(|m| {
-            let day2 = m.date_of_day(2);
-            m.symbols_as_of_day(2).iter().any(|r| {
-                r.kind.as_deref() == Some("CS")
-                    && r.active == Some(true)
-                    && r.list_date == Some(day2)
-            })
-        })
-        .expect("some seed lists a stock on day 2")
-}
 
 async fn a_subscriber_sees_one_universe_event_per_changed_entry_of_a_nightly_run_in_seq_order(
     backend: Backend,
@@ -900,15 +885,6 @@ async fn cli(db: &TestDb, args: &[&str], redis: &str, prefix: &str) -> std::proc
         .await
         .expect("cache-sync finished within the bound")
         .expect("start cache-sync")
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_from_a_seq(

@@ -594,11 +594,7 @@ on_both_stores!(the_deletion_limit_and_the_as_of_lag_are_configurable_too);
 // The command line
 // ---------------------------------------------------------------------------------------------
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-use crate::helpers::describe;
+use crate::helpers::{describe, text};
 
 async fn the_cli_exits_3_on_a_refusal_showing_what_would_change_and_0_with_force(backend: Backend) {
     let db = large_cap_mostly_emptied(backend, 109).await;

@@ -16,7 +16,9 @@
 //! - `## 8. Configuration`: `| `VARIABLE` | … |`.
 //! - `## 10. Performance`, `## 11. Exit codes`: tables.
 
-use crate::helpers::{cache_sync_command, small_market, TestDb, WAIT};
+use crate::helpers::{
+    cache_sync_command, market_with_a_listing_on_day_2, small_market, TestDb, WAIT,
+};
 use crate::http::{
     app_state, concrete, finish_job, get, request_on, seeded, send, status_uri, Answer, KEY,
     TOP_10, TRIGGER,
@@ -28,7 +30,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use tickstock_cache_sync::commands::Exit;
 use tickstock_cache_sync::domain::events::Channels;
 use tickstock_cache_sync::domain::types::Family;
-use tickstock_cache_sync::fixtures::SyntheticMarket;
 use tickstock_cache_sync::http::{self as api, openapi::ROUTES};
 use tickstock_cache_sync::job::{self, JobConfig};
 use tickstock_cache_sync::publish::Publisher;
@@ -723,21 +724,6 @@ fn check_against_doc(
         events.insert(event.clone());
     }
     events
-}
-
-/// A small market whose day 2 lists a new common stock (so the nightly run assigns an IPO).
-fn market_with_a_listing_on_day_2() -> SyntheticMarket {
-    (1..400)
-        .map(|seed| small_market(seed, 2))
-        .find(|m| {
-            let day2 = m.date_of_day(2);
-            m.symbols_as_of_day(2).iter().any(|r| {
-                r.kind.as_deref() == Some("CS")
-                    && r.active == Some(true)
-                    && r.list_date == Some(day2)
-            })
-        })
-        .expect("some seed lists a stock on day 2")
 }
 
 #[tokio::test]

@@ -82,7 +82,6 @@ enum Handle {
 
 /// A scratch database, dropped on `Drop`.
 pub struct TestDb {
-    pub backend: Backend,
     pub name: String,
     /// What `DATABASE_URL` would be to reach this database.
     pub url: String,
@@ -316,7 +315,6 @@ impl TestDb {
                 let url = format!("{}/{}", server_url().rsplit_once('/').unwrap().0, name);
                 let store = PgStore::from_pool(pool);
                 Self {
-                    backend,
                     name,
                     url,
                     store: Arc::new(store.clone()),
@@ -329,13 +327,20 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.join("cache-sync.sqlite").display());
                 let store = SqliteStore::open(&url).await.expect("open the SQLite file");
                 Self {
-                    backend,
                     name,
                     url,
                     store: Arc::new(store.clone()),
                     handle: Handle::Sqlite(store, dir),
                 }
             }
+        }
+    }
+
+    /// Which store this database is on.
+    pub fn backend(&self) -> Backend {
+        match self.handle {
+            Handle::Postgres(_) => Backend::Postgres,
+            Handle::Sqlite(..) => Backend::Sqlite,
         }
     }
 
@@ -433,7 +438,7 @@ impl TestDb {
     /// Every row of `table` matching `filter_sql` in full, including columns the job never
     /// writes, one text line per row in `order_by` order (for byte-identity checks).
     pub async fn table_text(&self, table: &str, filter_sql: &str, order_by: &str) -> Vec<String> {
-        match self.backend {
+        match self.backend() {
             Backend::Postgres => {
                 self.sql(format!(
                     "select t::text from {table} t where {filter_sql} order by {order_by}"
@@ -506,7 +511,7 @@ impl TestDb {
     /// Installs a trigger counting every write to cache_entries, so tests can prove a run wrote
     /// nothing (PostgreSQL's statistics views are updated asynchronously).
     pub async fn count_writes(&self) {
-        match self.backend {
+        match self.backend() {
             Backend::Postgres => {
                 self.exec(
                     "create table test_write_counter (op text not null);
@@ -599,6 +604,21 @@ pub fn small_market(seed: u64, days: usize) -> SyntheticMarket {
     })
 }
 
+/// A small market whose day 2 lists a new common stock (so the nightly run assigns an IPO).
+pub fn market_with_a_listing_on_day_2() -> SyntheticMarket {
+    (1..400)
+        .map(|seed| small_market(seed, 2))
+        .find(|m| {
+            let day2 = m.date_of_day(2);
+            m.symbols_as_of_day(2).iter().any(|r| {
+                r.kind.as_deref() == Some("CS")
+                    && r.active == Some(true)
+                    && r.list_date == Some(day2)
+            })
+        })
+        .expect("some seed lists a stock on day 2")
+}
+
 /// Hashes of every owned entry, from the live table.
 pub async fn live_hashes(db: &TestDb) -> std::collections::BTreeMap<String, String> {
     db.rows("environment = 'DEFAULT' and type not in ('app_settings', 'cache_config')")
@@ -627,6 +647,11 @@ pub fn cache_sync_cli(db: &TestDb, args: &[&str]) -> std::process::Output {
     cache_sync_command(db, args)
         .output()
         .expect("start the cache-sync binary")
+}
+
+/// Command output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A finished command's exit code and output, for assertion messages.

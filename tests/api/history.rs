@@ -215,11 +215,7 @@ fn signatures(deltas: &[DeltaLine]) -> Vec<String> {
     out
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-use crate::helpers::describe;
+use crate::helpers::{describe, text};
 
 fn json_out(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)

@@ -14,7 +14,7 @@
 //! readers never wait on a writer, so the embedded store has no way to hold a job mid-read.
 
 use crate::helpers::{
-    cache_sync_command, live_hashes, on_both_stores, small_market, Backend, TestDb, WAIT,
+    cache_sync_command, describe, live_hashes, on_both_stores, small_market, Backend, TestDb, WAIT,
 };
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -1223,27 +1223,9 @@ async fn malformed_trigger_and_rollback_bodies_answer_400_json_and_change_nothin
 
 on_both_stores!(malformed_trigger_and_rollback_bodies_answer_400_json_and_change_nothing);
 
-/// A real client sends `Content-Length`; the limit must still answer in the error shape.
-async fn an_oversized_body_with_a_content_length_answers_in_the_json_error_shape(backend: Backend) {
-    let db = TestDb::on(backend).await;
-    let app = api::router(app_state(&db, JobConfig::default(), None));
-    let body = format!(r#"{{"mode":"full","plan_id":"{}"}}"#, "a".repeat(70 * 1024));
-    let request = Request::builder()
-        .method("POST")
-        .uri(TRIGGER)
-        .header("x-api-key", KEY)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, body.len())
-        .body(Body::from(body))
-        .unwrap();
-    let answer = send_request(&app, request).await;
-    assert_eq!(db.count("cache_sync_job").await, 0);
-    assert_client_error(&answer, "oversized body with Content-Length");
-}
-
-on_both_stores!(an_oversized_body_with_a_content_length_answers_in_the_json_error_shape);
-
-async fn an_oversized_body_with_a_content_length_is_refused_before_anything_is_written(
+/// A real client sends `Content-Length`; the limit must still answer 413 in the error shape,
+/// before anything is written.
+async fn an_oversized_body_with_a_content_length_is_refused_in_the_json_error_shape_and_writes_nothing(
     backend: Backend,
 ) {
     let db = TestDb::on(backend).await;
@@ -1259,10 +1241,13 @@ async fn an_oversized_body_with_a_content_length_is_refused_before_anything_is_w
         .unwrap();
     let answer = send_request(&app, request).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_client_error(&answer, "oversized body with Content-Length");
     assert_eq!(db.count("cache_sync_job").await, 0);
 }
 
-on_both_stores!(an_oversized_body_with_a_content_length_is_refused_before_anything_is_written);
+on_both_stores!(
+    an_oversized_body_with_a_content_length_is_refused_in_the_json_error_shape_and_writes_nothing
+);
 
 /// The router's own rejections (path and query extraction, plan bodies, methods) should use the
 /// error shape like everything else.
@@ -1888,15 +1873,6 @@ fn serve_command(db: &TestDb, args: &[&str]) -> std::process::Command {
         .env_remove("CACHE_SYNC_API_KEY_FILE")
         .stdin(Stdio::null());
     command
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback(backend: Backend) {

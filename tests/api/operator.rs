@@ -9,7 +9,7 @@ use std::process::Output;
 
 /// The names of the tables in the database, sorted.
 async fn tables(db: &TestDb) -> Vec<String> {
-    let sql = match db.backend {
+    let sql = match db.backend() {
         Backend::Postgres => {
             "select table_name::text from information_schema.tables
              where table_schema = 'public' order by 1"
