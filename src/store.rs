@@ -369,6 +369,15 @@ pub trait Store: Send + Sync {
     /// Starts a transaction; everything a run reads and writes happens inside one.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
 
+    /// Whether another session holds the writer lock right now. The lock is taken and released
+    /// at once (rolled back, not dropped, so it is free again before this returns).
+    async fn writer_lock_held(&self) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let outcome = tx.try_lock_writer().await?;
+        tx.rollback().await?;
+        Ok(outcome == LockOutcome::HeldElsewhere)
+    }
+
     /// Appends a run record on its own (refused or failed runs, which write nothing else).
     async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError>;
 

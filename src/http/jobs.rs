@@ -109,16 +109,10 @@ pub async fn trigger(
         plan_id: body.plan_id.clone(),
     };
     // A run started elsewhere (the nightly pipeline, the CLI) holds the writer lock.
-    {
-        let mut tx = state.store.begin().await?;
-        let outcome = tx.try_lock_writer().await?;
-        // Released now, not when the connection is next used: the job is about to take it.
-        tx.rollback().await?;
-        if outcome == crate::store::LockOutcome::HeldElsewhere {
-            return Err(ApiError::AlreadyRunning(
-                "a run started outside the API holds the writer lock".to_owned(),
-            ));
-        }
+    if state.store.writer_lock_held().await? {
+        return Err(ApiError::AlreadyRunning(
+            "a run started outside the API holds the writer lock".to_owned(),
+        ));
     }
     let mut running = state.running.lock().await;
     if !state.store.create_job(&record).await? {

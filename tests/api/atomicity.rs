@@ -119,7 +119,7 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
     }
 
     // The paused run holds the writer lock inside a transaction that has written its deltas.
-    assert!(take_writer_lock(&db).await.is_none());
+    assert!(db.store.writer_lock_held().await.unwrap());
     if backend == Backend::Postgres {
         let writing: i64 = db
             .sql(
@@ -139,11 +139,7 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
     // The killed session's lock goes when its transaction is gone (PostgreSQL notices the
     // closed socket; SQLite's file locks die with the process).
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(free) = take_writer_lock(&db).await {
-            free.rollback().await.unwrap();
-            break;
-        }
+    while db.store.writer_lock_held().await.unwrap() {
         assert!(
             Instant::now() < deadline,
             "the killed run's lock is released"
