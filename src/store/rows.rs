@@ -1,7 +1,7 @@
 //! Row decoding both adapters share: the log's text columns parsed into domain values, and the
 //! rows whose columns decode the same way in PostgreSQL and SQLite.
 
-use super::{QueryContext, RunSummary, StoreError, UniverseRow};
+use super::{JobRecord, OutboxRow, QueryContext, RunSummary, StoreError, UniverseRow};
 use crate::domain::diff::Op;
 use crate::domain::fingerprint::ContentHash;
 use crate::domain::types::{Family, RunId};
@@ -27,6 +27,15 @@ pub(crate) fn parse_op(text: &str) -> Result<Op, StoreError> {
             "unknown op `{other}` in the log"
         ))),
     }
+}
+
+/// JSON read back from text (both stores select JSON columns as text, so one decoder serves).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("{what} does not parse: {e}")))
 }
 
 /// A logged family column.
@@ -136,4 +145,62 @@ where
         _ => None,
     };
     Ok((symbol, close))
+}
+
+/// A `cache_sync_outbox` row, `payload` selected as text.
+pub(crate) fn outbox_row<R, DB>(r: R) -> Result<OutboxRow, StoreError>
+where
+    DB: Database,
+    R: Row<Database = DB>,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'d> i64: Decode<'d, DB> + Type<DB>,
+    for<'d> String: Decode<'d, DB> + Type<DB>,
+    for<'d> DateTime<Utc>: Decode<'d, DB> + Type<DB>,
+{
+    let get = "reading the outbox";
+    let payload: String = r.try_get("payload").during(get)?;
+    Ok(OutboxRow {
+        outbox_id: r.try_get("outbox_id").during(get)?,
+        run_id: RunId(r.try_get("run_id").during(get)?),
+        seq: r.try_get("seq").during(get)?,
+        channel: r.try_get("channel").during(get)?,
+        also_channel: r.try_get("also_channel").during(get)?,
+        event: r.try_get("event").during(get)?,
+        payload: parse_json(&payload, "an outbox payload")?,
+        created_at: r.try_get("created_at").during(get)?,
+        published_at: r.try_get("published_at").during(get)?,
+    })
+}
+
+/// A `cache_sync_job` row, `progress` selected as text and `duration_seconds` computed.
+pub(crate) fn job_record<R, DB>(r: R) -> Result<JobRecord, StoreError>
+where
+    DB: Database,
+    R: Row<Database = DB>,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'d> i64: Decode<'d, DB> + Type<DB>,
+    for<'d> f64: Decode<'d, DB> + Type<DB>,
+    for<'d> bool: Decode<'d, DB> + Type<DB>,
+    for<'d> String: Decode<'d, DB> + Type<DB>,
+    for<'d> DateTime<Utc>: Decode<'d, DB> + Type<DB>,
+{
+    let get = "reading a job";
+    let progress: Option<String> = r.try_get("progress").during(get)?;
+    Ok(JobRecord {
+        job_id: r.try_get("job_id").during(get)?,
+        mode: r.try_get("mode").during(get)?,
+        force: r.try_get("force").during(get)?,
+        triggered_by: r.try_get("triggered_by").during(get)?,
+        status: r.try_get("status").during(get)?,
+        created_at: r.try_get("created_at").during(get)?,
+        start_time: r.try_get("start_time").during(get)?,
+        end_time: r.try_get("end_time").during(get)?,
+        duration_seconds: r.try_get("duration_seconds").during(get)?,
+        error_details: r.try_get("error_details").during(get)?,
+        progress: progress
+            .map(|p| parse_json(&p, "job progress"))
+            .transpose()?,
+        run_id: r.try_get("run_id").during(get)?,
+        plan_id: r.try_get("plan_id").during(get)?,
+    })
 }

@@ -139,14 +139,7 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<Strin
         .map_err(|e| StoreError::Corrupt(format!("unserializable JSON: {e}")))
 }
 
-/// JSON text read back.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    what: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Corrupt(format!("{what} does not parse: {e}")))
-}
+pub(crate) use super::rows::parse_json;
 
 /// The digest of a stored value (see the module comment).
 fn digest(text: &str) -> String {

@@ -1,31 +1,14 @@
 //! API jobs and universe listings.
 
+use crate::store::rows::job_record;
 use crate::store::{JobRecord, JobStats, QueryContext, StoreError, UniverseRow};
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Row};
 
-const COLUMNS: &str = "select job_id, mode, force, triggered_by, status, created_at, start_time, end_time,
-        extract(epoch from (end_time - start_time))::float8 as duration_seconds, error_details, progress,
-        run_id, plan_id from cache_sync_job";
-
-fn to_job(r: sqlx::postgres::PgRow) -> Result<JobRecord, StoreError> {
-    let get = "reading a job";
-    Ok(JobRecord {
-        job_id: r.try_get("job_id").during(get)?,
-        mode: r.try_get("mode").during(get)?,
-        force: r.try_get("force").during(get)?,
-        triggered_by: r.try_get("triggered_by").during(get)?,
-        status: r.try_get("status").during(get)?,
-        created_at: r.try_get("created_at").during(get)?,
-        start_time: r.try_get("start_time").during(get)?,
-        end_time: r.try_get("end_time").during(get)?,
-        duration_seconds: r.try_get("duration_seconds").during(get)?,
-        error_details: r.try_get("error_details").during(get)?,
-        progress: r.try_get("progress").during(get)?,
-        run_id: r.try_get("run_id").during(get)?,
-        plan_id: r.try_get("plan_id").during(get)?,
-    })
-}
+const COLUMNS: &str =
+    "select job_id, mode, force, triggered_by, status, created_at, start_time, end_time,
+        extract(epoch from (end_time - start_time))::float8 as duration_seconds, error_details,
+        progress::text as progress, run_id, plan_id from cache_sync_job";
 
 pub(super) async fn create<'e>(
     db: impl PgExecutor<'e>,
@@ -98,7 +81,7 @@ pub(super) async fn get<'e>(
         .fetch_optional(db)
         .await
         .during("reading a job")?
-        .map(to_job)
+        .map(job_record)
         .transpose()
 }
 
@@ -116,7 +99,7 @@ pub(super) async fn list<'e>(
     .await
     .during("listing jobs")?
     .into_iter()
-    .map(to_job)
+    .map(job_record)
     .collect::<Result<_, _>>()?;
     let total: i64 = sqlx::query_scalar("select count(*) from cache_sync_job")
         .fetch_one(db)

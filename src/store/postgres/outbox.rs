@@ -2,8 +2,9 @@
 
 use crate::domain::events::OutgoingEvent;
 use crate::domain::types::{EntryKey, RunId};
+use crate::store::rows::outbox_row;
 use crate::store::{OutboxRow, QueryContext, StoreError};
-use sqlx::{PgExecutor, Postgres, QueryBuilder, Row};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
 pub(super) async fn append<'e>(
     db: impl PgExecutor<'e>,
@@ -34,22 +35,8 @@ pub(super) async fn append<'e>(
     Ok(())
 }
 
-fn to_row(r: sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
-    Ok(OutboxRow {
-        outbox_id: r.try_get("outbox_id").during("reading the outbox")?,
-        run_id: RunId(r.try_get("run_id").during("reading the outbox")?),
-        seq: r.try_get("seq").during("reading the outbox")?,
-        channel: r.try_get("channel").during("reading the outbox")?,
-        also_channel: r.try_get("also_channel").during("reading the outbox")?,
-        event: r.try_get("event").during("reading the outbox")?,
-        payload: r.try_get("payload").during("reading the outbox")?,
-        created_at: r.try_get("created_at").during("reading the outbox")?,
-        published_at: r.try_get("published_at").during("reading the outbox")?,
-    })
-}
-
 const COLUMNS: &str =
-    "select outbox_id, run_id, seq, channel, also_channel, event, payload, created_at, published_at from cache_sync_outbox";
+    "select outbox_id, run_id, seq, channel, also_channel, event, payload::text as payload, created_at, published_at from cache_sync_outbox";
 
 pub(super) async fn pending<'e>(
     db: impl PgExecutor<'e>,
@@ -63,7 +50,7 @@ pub(super) async fn pending<'e>(
     .await
     .during("reading pending outbox events")?
     .into_iter()
-    .map(to_row)
+    .map(outbox_row)
     .collect()
 }
 
@@ -104,7 +91,7 @@ pub(super) async fn read<'e>(
             .await
             .during("reading the outbox")?
             .into_iter()
-            .map(to_row)
+            .map(outbox_row)
             .collect();
     }
     q.push(" order by outbox_id desc limit ").push_bind(limit);
@@ -114,7 +101,7 @@ pub(super) async fn read<'e>(
         .await
         .during("reading the outbox")?
         .into_iter()
-        .map(to_row)
+        .map(outbox_row)
         .collect::<Result<_, _>>()?;
     rows.reverse();
     Ok(rows)

@@ -1,9 +1,9 @@
 //! API jobs, metrics and universe listings.
 
-use super::{json_text, parse_json, ts};
+use super::{json_text, ts};
+use crate::store::rows::job_record;
 use crate::store::{JobRecord, JobStats, QueryContext, StoreError, UniverseRow};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteExecutor};
 
 /// Seconds between two stored RFC 3339 times.
@@ -15,28 +15,6 @@ fn columns() -> String {
             {DURATION} as duration_seconds, error_details, progress, run_id, plan_id
          from cache_sync_job"
     )
-}
-
-fn to_job(r: SqliteRow) -> Result<JobRecord, StoreError> {
-    let get = "reading a job";
-    let progress: Option<String> = r.try_get("progress").during(get)?;
-    Ok(JobRecord {
-        job_id: r.try_get("job_id").during(get)?,
-        mode: r.try_get("mode").during(get)?,
-        force: r.try_get("force").during(get)?,
-        triggered_by: r.try_get("triggered_by").during(get)?,
-        status: r.try_get("status").during(get)?,
-        created_at: r.try_get("created_at").during(get)?,
-        start_time: r.try_get("start_time").during(get)?,
-        end_time: r.try_get("end_time").during(get)?,
-        duration_seconds: r.try_get("duration_seconds").during(get)?,
-        error_details: r.try_get("error_details").during(get)?,
-        progress: progress
-            .map(|p| parse_json(&p, "job progress"))
-            .transpose()?,
-        run_id: r.try_get("run_id").during(get)?,
-        plan_id: r.try_get("plan_id").during(get)?,
-    })
 }
 
 pub(super) async fn create<'e>(
@@ -111,7 +89,7 @@ pub(super) async fn get<'e>(
         .fetch_optional(db)
         .await
         .during("reading a job")?
-        .map(to_job)
+        .map(job_record)
         .transpose()
 }
 
@@ -130,7 +108,7 @@ pub(super) async fn list<'e>(
     .await
     .during("listing jobs")?
     .into_iter()
-    .map(to_job)
+    .map(job_record)
     .collect::<Result<_, _>>()?;
     let total: i64 = sqlx::query_scalar("select count(*) from cache_sync_job")
         .fetch_one(db)

@@ -1,12 +1,13 @@
 //! The outbox table: written with the run, read and marked by the relay.
 
-use super::{json_text, parse_json, ts};
+use super::{json_text, ts};
 use crate::domain::events::OutgoingEvent;
 use crate::domain::types::{EntryKey, RunId};
+use crate::store::rows::outbox_row;
 use crate::store::{OutboxRow, QueryContext, StoreError};
 use chrono::Utc;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteExecutor};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteExecutor};
 
 pub(super) async fn append(
     conn: &mut SqliteConnection,
@@ -37,22 +38,6 @@ pub(super) async fn append(
     Ok(())
 }
 
-fn to_row(r: SqliteRow) -> Result<OutboxRow, StoreError> {
-    let get = "reading the outbox";
-    let payload: String = r.try_get("payload").during(get)?;
-    Ok(OutboxRow {
-        outbox_id: r.try_get("outbox_id").during(get)?,
-        run_id: RunId(r.try_get("run_id").during(get)?),
-        seq: r.try_get("seq").during(get)?,
-        channel: r.try_get("channel").during(get)?,
-        also_channel: r.try_get("also_channel").during(get)?,
-        event: r.try_get("event").during(get)?,
-        payload: parse_json(&payload, "an outbox payload")?,
-        created_at: r.try_get("created_at").during(get)?,
-        published_at: r.try_get("published_at").during(get)?,
-    })
-}
-
 const COLUMNS: &str =
     "select outbox_id, run_id, seq, channel, also_channel, event, payload, created_at, published_at from cache_sync_outbox";
 
@@ -68,7 +53,7 @@ pub(super) async fn pending<'e>(
     .await
     .during("reading pending outbox events")?
     .into_iter()
-    .map(to_row)
+    .map(outbox_row)
     .collect()
 }
 
@@ -118,7 +103,7 @@ pub(super) async fn read<'e>(
             .await
             .during("reading the outbox")?
             .into_iter()
-            .map(to_row)
+            .map(outbox_row)
             .collect();
     }
     q.push(" order by outbox_id desc limit ").push_bind(limit);
@@ -128,7 +113,7 @@ pub(super) async fn read<'e>(
         .await
         .during("reading the outbox")?
         .into_iter()
-        .map(to_row)
+        .map(outbox_row)
         .collect::<Result<_, _>>()?;
     rows.reverse();
     Ok(rows)
