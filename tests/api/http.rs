@@ -1590,19 +1590,8 @@ async fn after_a_restart_a_job_left_running_is_failed_and_triggers_work_again(ba
     .execute()
     .await;
     let state = app_state(&db, JobConfig::default(), None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(
-        listener,
-        state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(30),
-    ));
+    let service = Service::start(&state, Duration::from_secs(30)).await;
+    let addr = service.addr;
 
     // The first answer means the service is up (it fails abandoned jobs before serving).
     let health = raw_request(addr, "GET", "/health", None, None).await;
@@ -1651,12 +1640,7 @@ async fn after_a_restart_a_job_left_running_is_failed_and_triggers_work_again(ba
     assert_eq!(unauthorized.status, 401);
     assert_eq!(unauthorized.json()["error"]["code"], "unauthorized");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(WAIT, server)
-        .await
-        .expect("serve returns after the shutdown signal")
-        .expect("no panic")
-        .expect("serve ends cleanly");
+    service.shut_down().await;
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
@@ -1671,19 +1655,8 @@ async fn on_shutdown_a_job_that_outlasts_the_grace_period_is_rolled_back_and_rec
     let db = TestDb::new().await;
     db.load(&small_market(15, 1), 1).await;
     let state = app_state(&db, JobConfig::default(), None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(
-        listener,
-        state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::ZERO,
-    ));
+    let service = Service::start(&state, Duration::ZERO).await;
+    let addr = service.addr;
     let lock = PricesLocked::hold(&db).await;
     let accepted = raw_request(
         addr,
@@ -1698,12 +1671,7 @@ async fn on_shutdown_a_job_that_outlasts_the_grace_period_is_rolled_back_and_rec
     let app = api::router(state.clone());
     status_until(&app, &job_id, |s| s["status"] == "running").await;
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(WAIT, server)
-        .await
-        .expect("serve returns after the shutdown signal")
-        .expect("no panic")
-        .expect("serve ends cleanly");
+    service.shut_down().await;
     lock.release().await;
     let s = get(&app, &status_uri(&job_id)).await.json();
     assert_eq!(s["status"], "failed", "{s}");
@@ -1735,6 +1703,42 @@ async fn read_command(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Op
         parts.push(String::from_utf8_lossy(&data).into_owned());
     }
     Some(parts)
+}
+
+/// `http::serve` on a free loopback port, in the background.
+struct Service {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    async fn start(state: &AppState, grace: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve(
+            listener,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+            grace,
+        ));
+        Self { addr, stop, server }
+    }
+
+    /// Sends the shutdown signal and waits (bounded) for `serve` to end cleanly.
+    async fn shut_down(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(WAIT, self.server)
+            .await
+            .expect("serve returns after the shutdown signal")
+            .expect("no panic")
+            .expect("serve ends cleanly");
+    }
 }
 
 /// A stand-in Redis that answers every command but never answers `XREVRANGE`, which only the
@@ -1780,19 +1784,8 @@ async fn a_job_aborted_on_shutdown_after_its_commit_stays_completed(backend: Bac
         ..JobConfig::default()
     };
     let state = app_state(&db, job, Some(publisher));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(
-        listener,
-        state.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::ZERO,
-    ));
+    let service = Service::start(&state, Duration::ZERO).await;
+    let addr = service.addr;
     assert_eq!(
         raw_request(addr, "GET", "/health", None, None).await.status,
         200
@@ -1808,12 +1801,7 @@ async fn a_job_aborted_on_shutdown_after_its_commit_stays_completed(backend: Bac
     .await;
     assert_eq!(done["status"], "completed", "{done}");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(WAIT, server)
-        .await
-        .expect("serve returns")
-        .expect("no panic")
-        .expect("serve ends cleanly");
+    service.shut_down().await;
     assert_eq!(db.count("cache_sync_run").await, 1, "the run committed");
     assert!(db.count("cache_entries").await > 0);
     let after = get(&app, &status_uri(&job_id)).await.json();
