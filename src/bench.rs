@@ -12,8 +12,7 @@ use crate::history;
 use crate::job::{self, JobConfig, PlanRequest, RunRequest};
 use crate::publish::Publisher;
 use crate::report::RunReport;
-use crate::store::postgres::PgStore;
-use crate::store::{QueryContext, Store, StoreError, Trigger};
+use crate::store::{LogReader, QueryContext, Schema, SqlStore, StoreError, Trigger};
 use chrono::Utc;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
@@ -183,7 +182,7 @@ impl Server {
     }
 
     // Database names below are generated here from the process id, never from input.
-    async fn create(&self, name: &str, template: Option<&str>) -> Result<PgStore, StoreError> {
+    async fn create(&self, name: &str, template: Option<&str>) -> Result<SqlStore, StoreError> {
         let mut admin = self.admin().await?;
         let sql = match template {
             Some(t) => format!("create database \"{name}\" template \"{t}\""),
@@ -206,7 +205,7 @@ impl Server {
         let pool = sqlx::PgPool::connect_with(self.with_database(name))
             .await
             .during("connecting to a scratch database")?;
-        Ok(PgStore::from_pool(pool))
+        Ok(SqlStore::from_pg_pool(pool))
     }
 
     async fn drop_db(&self, name: &str) -> Result<(), StoreError> {
@@ -219,31 +218,38 @@ impl Server {
     }
 }
 
-async fn wal_lsn(store: &PgStore) -> Result<String, StoreError> {
+/// The pool of a scratch database (always PostgreSQL: the benchmark needs a server).
+fn pg(store: &SqlStore) -> &sqlx::PgPool {
+    store
+        .pg_pool()
+        .expect("bench databases are created on a PostgreSQL server")
+}
+
+async fn wal_lsn(store: &SqlStore) -> Result<String, StoreError> {
     sqlx::query_scalar("select pg_current_wal_insert_lsn()::text")
-        .fetch_one(store.pool())
+        .fetch_one(pg(store))
         .await
         .during("reading the WAL position")
 }
 
-async fn wal_since(store: &PgStore, lsn: &str) -> Result<i64, StoreError> {
+async fn wal_since(store: &SqlStore, lsn: &str) -> Result<i64, StoreError> {
     let bytes: f64 = sqlx::query_scalar(
         "select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8",
     )
     .bind(lsn)
-    .fetch_one(store.pool())
+    .fetch_one(pg(store))
     .await
     .during("measuring WAL")?;
     Ok(bytes as i64)
 }
 
-async fn audit_bytes(store: &PgStore, run_id: i64) -> Result<i64, StoreError> {
+async fn audit_bytes(store: &SqlStore, run_id: i64) -> Result<i64, StoreError> {
     sqlx::query_scalar(
         "select coalesce((select sum(pg_column_size(e.*)) from cache_sync_event e where run_id = $1), 0)::int8
               + coalesce((select sum(pg_column_size(r.*)) from cache_sync_run r where run_id = $1), 0)::int8",
     )
     .bind(run_id)
-    .fetch_one(store.pool())
+    .fetch_one(pg(store))
     .await
     .during("measuring audit bytes")
 }
@@ -261,7 +267,7 @@ fn request() -> RunRequest {
     }
 }
 
-async fn measured_run(store: &PgStore) -> Result<(f64, RunReport, i64, i64), StoreError> {
+async fn measured_run(store: &SqlStore) -> Result<(f64, RunReport, i64, i64), StoreError> {
     let lsn = wal_lsn(store).await?;
     let started = Instant::now();
     let report = job::run(store, &JobConfig::default(), &request())
@@ -330,7 +336,7 @@ pub async fn run(
         let figures = load::run(store.clone(), args.api_clients, args.load_seconds)
             .await
             .map_err(|e| StoreError::Corrupt(format!("load test failed: {e}")));
-        store.pool().close().await;
+        store.close().await;
         server.drop_db(&name).await?;
         report.api_load = Some(figures?);
     }
@@ -356,7 +362,7 @@ async fn measure(
     base.migrate().await?;
     load_through_day(&base, &market, 1).await?;
     sqlx::query("vacuum analyze")
-        .execute(base.pool())
+        .execute(pg(&base))
         .await
         .during("analyzing")?;
 
@@ -379,14 +385,14 @@ async fn measure(
             compute.push(report.timings.compute_ms);
         }
     }
-    base.pool().close().await;
+    base.close().await;
 
     let mut full = Vec::new();
     for i in 0..repeat.min(5) {
         let name = format!("{day1}_r{i}");
         let store = server.create(&name, Some(day1)).await?;
         full.push(measured_run(&store).await?);
-        store.pool().close().await;
+        store.close().await;
         server.drop_db(&name).await?;
     }
 
@@ -397,10 +403,10 @@ async fn measure(
         .map_err(|e| StoreError::Corrupt(format!("bench run failed: {e}")))?;
     load_day(&second, &market, 2).await?;
     sqlx::query("vacuum analyze")
-        .execute(second.pool())
+        .execute(pg(&second))
         .await
         .during("analyzing")?;
-    second.pool().close().await;
+    second.close().await;
 
     let (mut nightly, mut no_op) = (Vec::new(), Vec::new());
     for i in 0..repeat.min(5) {
@@ -408,7 +414,7 @@ async fn measure(
         let store = server.create(&name, Some(day2)).await?;
         nightly.push(measured_run(&store).await?);
         no_op.push(measured_run(&store).await?);
-        store.pool().close().await;
+        store.close().await;
         server.drop_db(&name).await?;
     }
 
@@ -449,7 +455,7 @@ async fn measure_events(
          from generate_series(1, $1) g",
     )
     .bind(args.events as i64)
-    .execute(store.pool())
+    .execute(pg(&store))
     .await
     .during("queueing synthetic events")?;
     let started = Instant::now();
@@ -505,7 +511,7 @@ async fn measure_events(
         }
     }
     listener.abort();
-    store.pool().close().await;
+    store.close().await;
     // The synthetic backlog went into the change stream; leave nothing behind.
     if let Ok(mut con) = client.get_multiplexed_async_connection().await {
         let _: Result<i64, _> = redis::cmd("DEL")
@@ -584,10 +590,10 @@ async fn measure_history(
         "select pg_total_relation_size('cache_sync_event') + pg_total_relation_size('cache_sync_run'),
                 pg_total_relation_size('cache_sync_checkpoint')",
     )
-    .fetch_one(store.pool())
+    .fetch_one(pg(&store))
     .await
     .during("measuring the log")?;
-    store.pool().close().await;
+    store.close().await;
     Ok(HistoryFigures {
         nightly_runs: nights,
         checkpoint_every: job_config.checkpoint_every,

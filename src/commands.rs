@@ -11,9 +11,7 @@ use crate::job::Progress;
 use crate::job::{self, JobConfig, JobError, PlanRequest, RollbackError, RunRequest};
 use crate::progress::StepBar;
 use crate::publish::Publisher;
-use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError, Trigger};
+use crate::store::{EventLog, Outbox, Schema, SqlStore, StoreError, Trigger};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
@@ -99,16 +97,16 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://cache-sync.sqlite";
 /// Opens the store DATABASE_URL names: PostgreSQL for `postgres://`, the embedded SQLite file
 /// for `sqlite://` or when it is unset.
 /// With `create` false a missing SQLite file is an error rather than a new empty database.
-async fn open_store(url: Option<&str>, create: bool) -> Result<Arc<dyn Store>, CliError> {
+async fn open_store(url: Option<&str>, create: bool) -> Result<SqlStore, CliError> {
     let url = url.unwrap_or(DEFAULT_DATABASE_URL);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(SqlStore::connect_postgres(url).await?)
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(if create {
-            SqliteStore::open(url).await?
+        Ok(if create {
+            SqlStore::open_sqlite(url).await?
         } else {
-            SqliteStore::open_existing(url).await?
-        }))
+            SqlStore::open_existing_sqlite(url).await?
+        })
     } else {
         Err(CliError::Usage(format!(
             "DATABASE_URL must be a postgres:// URL or a sqlite:// file; got one starting with `{}`",
@@ -119,7 +117,7 @@ async fn open_store(url: Option<&str>, create: bool) -> Result<Arc<dyn Store>, C
 
 /// Opens the store and readies its schema: applies pending migrations, or with `--no-migrate`
 /// only checks that none is pending.
-async fn connect(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+async fn connect(config: &Config) -> Result<SqlStore, CliError> {
     let url = config.database_url.as_ref().map(|u| u.expose());
     let store = open_store(url, !config.no_migrate).await?;
     if config.no_migrate {
@@ -165,7 +163,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             let store = connect(&config).await?;
             let symbol = symbol.as_deref().map(|s| s.trim().to_ascii_uppercase());
             let lines = history::history(
-                store.as_ref(),
+                &store,
                 &config.environment,
                 universe.as_ref(),
                 symbol.as_deref(),
@@ -186,15 +184,14 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
                 (None, Some(t)) => At::Time(*t),
                 (None, None) => At::Now,
             };
-            let shown = history::show(store.as_ref(), &config.environment, universe, when).await?;
+            let shown = history::show(&store, &config.environment, universe, when).await?;
             print(config.format, &shown, || render_shown(&shown));
             Ok(Exit::Success)
         }
         Command::Replay { at_run, verify } => {
             let store = connect(&config).await?;
             let report =
-                history::replay(store.as_ref(), &config.environment, RunId(*at_run), *verify)
-                    .await?;
+                history::replay(&store, &config.environment, RunId(*at_run), *verify).await?;
             print(config.format, &report, || {
                 let s = &report.stats;
                 let mut out = format!(
@@ -312,7 +309,7 @@ async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result<Exit, CliE
         nasty: args.nasty,
     });
     bar.step(30, &format!("writing {day} days of prices"));
-    let loaded = crate::fixtures_loader::load_through_day(store.as_ref(), &market, day).await?;
+    let loaded = crate::fixtures_loader::load_through_day(&store, &market, day).await?;
     drop(bar);
     #[derive(Serialize)]
     struct Loaded {
@@ -346,13 +343,7 @@ fn plan_request(args: &PlanArgs) -> PlanRequest {
 async fn plan(config: &Config, args: &PlanArgs) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
-    let report = job::plan(
-        store.as_ref(),
-        &job,
-        &plan_request(args),
-        Utc::now().date_naive(),
-    )
-    .await?;
+    let report = job::plan(&store, &job, &plan_request(args), Utc::now().date_naive()).await?;
     print(config.format, &report, || report.to_text());
     Ok(if report.has_changes() {
         Exit::Pending
@@ -393,7 +384,7 @@ async fn notify(
 }
 
 /// Publishes what the outbox holds; an outage leaves it there for the next relay.
-async fn relay(publisher: Option<&Publisher>, store: &dyn Store) {
+async fn relay(publisher: Option<&Publisher>, store: &dyn Outbox) {
     if let Some(p) = publisher {
         match p.relay(store).await {
             Ok(outcome) => tracing::info!(published = outcome.published, "events relayed"),
@@ -416,7 +407,7 @@ fn expected_trading_day(today: chrono::NaiveDate) -> chrono::NaiveDate {
 }
 
 async fn wait_for_import(
-    store: &dyn Store,
+    store: &dyn EventLog,
     publisher: Option<&Publisher>,
     timeout: std::time::Duration,
 ) -> Result<bool, CliError> {
@@ -456,9 +447,7 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
     let store = connect(config).await?;
     let publisher = publisher(config)?;
     let job_id = cli_job_id();
-    if args.wait_for_import
-        && !wait_for_import(store.as_ref(), publisher.as_ref(), args.timeout).await?
-    {
+    if args.wait_for_import && !wait_for_import(&store, publisher.as_ref(), args.timeout).await? {
         let message = format!(
             "Phase 2 did not announce completion within {}s",
             args.timeout.as_secs()
@@ -528,12 +517,12 @@ async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliError> {
         progress: Some(sender),
         expect_plan: None,
     };
-    let result = job::run(store.as_ref(), &job, &request).await;
+    let result = job::run(&store, &job, &request).await;
     drop(request);
     // The forwarder ends once the request (the last sender) is gone.
     let _ = forwarder.await;
     bar.step(100, "publishing events");
-    relay(publisher.as_ref(), store.as_ref()).await;
+    relay(publisher.as_ref(), &store).await;
     drop(bar);
     match result {
         Ok(report) => {
@@ -568,7 +557,7 @@ async fn events(
     let publisher = publisher(config)?;
     if relay_only {
         let p = publisher.ok_or_else(|| CliError::Usage("--relay needs REDIS_URL".to_owned()))?;
-        let outcome = p.relay(store.as_ref()).await.map_err(|e| {
+        let outcome = p.relay(&store).await.map_err(|e| {
             CliError::Usage(format!("relay failed, events stay in the outbox: {e}"))
         })?;
         print(config.format, &outcome, || {
@@ -634,7 +623,7 @@ async fn rollback(
         RollbackError::History(e) => CliError::History(e),
     };
     if dry_run {
-        let report = job::plan_rollback(store.as_ref(), &job, to_run, Utc::now().date_naive())
+        let report = job::plan_rollback(&store, &job, to_run, Utc::now().date_naive())
             .await
             .map_err(lift)?;
         print(config.format, &report, || report.to_text());
@@ -665,10 +654,10 @@ async fn rollback(
         progress: Some(sender),
         expect_plan: None,
     };
-    let result = job::rollback(store.as_ref(), &job, to_run, &request).await;
+    let result = job::rollback(&store, &job, to_run, &request).await;
     drop(request);
     let _ = shown.await;
-    relay(publisher(config)?.as_ref(), store.as_ref()).await;
+    relay(publisher(config)?.as_ref(), &store).await;
     drop(bar);
     match result {
         Ok(report) => {
@@ -695,7 +684,7 @@ async fn verify(config: &Config) -> Result<Exit, CliError> {
     let job = job_config(config)?;
     let store = connect(config).await?;
     let plan = job::plan(
-        store.as_ref(),
+        &store,
         &job,
         &PlanRequest::default(),
         Utc::now().date_naive(),
@@ -706,7 +695,7 @@ async fn verify(config: &Config) -> Result<Exit, CliError> {
         .iter()
         .filter_map(|d| crate::domain::types::EntryKey::parse(d).ok())
         .collect();
-    let differences = history::describe_drift(store.as_ref(), &config.environment, &drift).await?;
+    let differences = history::describe_drift(&store, &config.environment, &drift).await?;
     print(config.format, &differences, || {
         if differences.is_empty() {
             return "Every owned row matches the audit log.\n".to_owned();
@@ -813,7 +802,7 @@ async fn serve(config: &Config, args: &crate::config::ServeArgs) -> Result<Exit,
     }
     let job = job_config(config)?;
     let store = connect(config).await?;
-    let state = crate::http::AppState::new(store, job, publisher(config)?, api_key);
+    let state = crate::http::AppState::new(Arc::new(store), job, publisher(config)?, api_key);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.bind)))?;
@@ -855,7 +844,7 @@ async fn demo(config: &Config) -> Result<Exit, CliError> {
         }
     };
     let started = std::time::Instant::now();
-    crate::demo::run(store.as_ref(), &mut |text| print!("{text}"))
+    crate::demo::run(&store, &mut |text| print!("{text}"))
         .await
         .map_err(|e| CliError::Usage(format!("the demo failed: {e}")))?;
     println!(

@@ -8,7 +8,7 @@ use crate::fixtures::{FixtureParams, SyntheticMarket};
 use crate::fixtures_loader::{load_day, load_through_day};
 use crate::history;
 use crate::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
-use crate::store::{Store, StoreError, Trigger};
+use crate::store::{LogReader, Schema, SqlStore, StoreError, Trigger};
 use chrono::Utc;
 use std::fmt::Write as _;
 
@@ -42,7 +42,7 @@ fn request(force: bool) -> RunRequest {
 ///
 /// # Errors
 /// Store, job or replay errors.
-pub async fn run(store: &dyn Store, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
+pub async fn run(store: &SqlStore, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
     let mut say = |text: String| out(&text);
     let job = JobConfig::default();
     store.migrate().await?;

@@ -1,11 +1,16 @@
-//! Writes the synthetic market into a store: the symbols as of a day and every bar up to it.
+//! Writes the synthetic market into a store through the shared SQL layer: the symbols as of a
+//! day and every bar up to it. Not part of the store's roles: only development tools write
+//! `symbols` and `ohlcv_daily`, which Phase 2 owns in production.
 
+use crate::domain::market::{DailyBar, SymbolRow};
 use crate::fixtures::SyntheticMarket;
-use crate::store::{Store, StoreError};
+use crate::store::sql::rows_per_statement;
+use crate::store::{QueryContext, SqlStore, StoreError};
+use chrono::Utc;
 
 /// How much was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loaded {
+pub struct LoadedRows {
     pub symbols: usize,
     pub bars: usize,
 }
@@ -15,20 +20,16 @@ pub struct Loaded {
 /// # Errors
 /// Store errors.
 pub async fn load_through_day(
-    store: &dyn Store,
+    store: &SqlStore,
     market: &SyntheticMarket,
     day: usize,
-) -> Result<Loaded, StoreError> {
+) -> Result<LoadedRows, StoreError> {
     let symbols = market.symbols_as_of_day(day);
     let mut bars = Vec::new();
     for d in 1..=day {
         bars.extend(market.bars_for_day(d));
     }
-    store.load_market_rows(&symbols, &bars).await?;
-    Ok(Loaded {
-        symbols: symbols.len(),
-        bars: bars.len(),
-    })
+    write_rows(store, &symbols, &bars).await
 }
 
 /// Loads one more day on top of an earlier load: the symbols as after `day` and that day's bars.
@@ -36,14 +37,77 @@ pub async fn load_through_day(
 /// # Errors
 /// Store errors.
 pub async fn load_day(
-    store: &dyn Store,
+    store: &SqlStore,
     market: &SyntheticMarket,
     day: usize,
-) -> Result<Loaded, StoreError> {
+) -> Result<LoadedRows, StoreError> {
     let symbols = market.symbols_as_of_day(day);
     let bars = market.bars_for_day(day);
-    store.load_market_rows(&symbols, &bars).await?;
-    Ok(Loaded {
+    write_rows(store, &symbols, &bars).await
+}
+
+/// Upserts the symbol rows and adds the bars (existing bars stay), in one transaction.
+async fn write_rows(
+    store: &SqlStore,
+    symbols: &[SymbolRow],
+    bars: &[DailyBar],
+) -> Result<LoadedRows, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let conn = &mut tx.conn();
+    let dialect = conn.dialect();
+    for chunk in symbols.chunks(rows_per_statement(dialect, 14)) {
+        let mut sql = conn.sql(
+            "insert into symbols (symbol, name, type, active, market_cap, weighted_shares_outstanding,
+                 primary_exchange, market, sector, industry, list_date, etf_type, issuer, aum_millions) ",
+        );
+        sql.push_values(chunk, |row, r| {
+            row.bind(&r.symbol)
+                .bind(&r.name)
+                .bind(&r.kind)
+                .bind(r.active)
+                .bind(r.market_cap)
+                .bind(r.weighted_shares_outstanding)
+                .bind(&r.primary_exchange)
+                .bind(&r.market)
+                .bind(&r.sector)
+                .bind(&r.industry)
+                .bind(r.list_date)
+                .bind(&r.etf_type)
+                .bind(&r.issuer)
+                .bind(r.aum_millions);
+        })
+        .push(
+            " on conflict (symbol) do update set name = excluded.name, type = excluded.type,
+                 active = excluded.active, market_cap = excluded.market_cap,
+                 weighted_shares_outstanding = excluded.weighted_shares_outstanding,
+                 primary_exchange = excluded.primary_exchange, market = excluded.market,
+                 sector = excluded.sector, industry = excluded.industry,
+                 list_date = excluded.list_date, etf_type = excluded.etf_type,
+                 issuer = excluded.issuer, aum_millions = excluded.aum_millions",
+        );
+        sql.execute(conn).await.during("loading symbols")?;
+    }
+    let now = Utc::now();
+    for chunk in bars.chunks(rows_per_statement(dialect, 7)) {
+        let mut sql = conn.sql(
+            "insert into ohlcv_daily (symbol, date, open, high, low, close, volume, created_at) ",
+        );
+        let created_at = dialect.now(&mut sql, now);
+        sql.push_values(chunk, |row, bar| {
+            row.bind(&bar.symbol)
+                .bind(bar.date)
+                .bind(bar.open)
+                .bind(bar.high)
+                .bind(bar.low)
+                .bind(bar.close)
+                .bind(bar.volume)
+                .raw(&created_at);
+        })
+        .push(" on conflict (symbol, date) do nothing");
+        sql.execute(conn).await.during("loading daily bars")?;
+    }
+    tx.commit("committing fixture rows").await?;
+    Ok(LoadedRows {
         symbols: symbols.len(),
         bars: bars.len(),
     })

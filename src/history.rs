@@ -5,7 +5,7 @@ use crate::domain::fingerprint::{hash_value, ContentHash};
 use crate::domain::members::member_lists;
 use crate::domain::replay::{fold, FoldError, ReplayEvent, State};
 use crate::domain::types::{EntryKey, RunId};
-use crate::store::{EventFilter, LoggedEvent, RunSummary, Store, StoreError};
+use crate::store::{EventFilter, LogReader, LoggedEvent, RunStatus, RunSummary, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -51,7 +51,7 @@ pub struct ReplayStats {
 }
 
 async fn completed_run(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     run_id: RunId,
 ) -> Result<RunSummary, HistoryError> {
@@ -61,7 +61,7 @@ async fn completed_run(
         let runs = store.read_runs(environment, 1000, offset).await?;
         if let Some(run) = runs
             .iter()
-            .find(|r| r.run_id == run_id && r.status == "completed")
+            .find(|r| r.run_id == run_id && r.status == RunStatus::Completed)
         {
             return Ok(run.clone());
         }
@@ -77,7 +77,7 @@ async fn completed_run(
 /// # Errors
 /// `UnknownRun` / `NothingBefore` when the log has no such point.
 pub async fn resolve(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     at: At,
 ) -> Result<Option<RunId>, HistoryError> {
@@ -100,7 +100,7 @@ pub async fn resolve(
 /// # Errors
 /// Store errors, a checkpoint whose values do not match their hashes, or a log that does not fold.
 pub async fn replay_state(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     run_id: RunId,
     key: Option<&EntryKey>,
@@ -172,7 +172,7 @@ pub struct Shown {
 /// # Errors
 /// As `resolve` and `replay_state`.
 pub async fn show(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     key: &EntryKey,
     at: At,
@@ -235,7 +235,7 @@ pub struct HistoryLine {
 /// # Errors
 /// Store errors.
 pub async fn history(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     key: Option<&EntryKey>,
     symbol: Option<&str>,
@@ -305,7 +305,7 @@ pub struct ReplayReport {
 /// As `replay_state`; a disagreement between the checkpointed and the full replay is a
 /// `BadCheckpoint`.
 pub async fn replay(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     run_id: RunId,
     verify: bool,
@@ -377,7 +377,7 @@ fn tickers(value: Option<&Value>) -> BTreeSet<String> {
 /// # Errors
 /// As `replay_state`.
 pub async fn describe_drift(
-    store: &dyn Store,
+    store: &dyn LogReader,
     environment: &str,
     drift: &[EntryKey],
 ) -> Result<Vec<Difference>, HistoryError> {

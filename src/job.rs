@@ -13,12 +13,15 @@ use crate::domain::reasons::{ReasonCode, ReasonContext};
 use crate::domain::replay::State;
 use crate::domain::securities::{normalize, InputReport};
 use crate::domain::types::{EntryKey, Family, FamilySelection, RunId};
-use crate::report::{PlanReport, RunReport, StepTimings};
+use crate::report::{
+    plan_id, DeltaLine, FamilySummary, PlanReport, RunOutcome, RunReport, StepTimings,
+};
 use crate::store::{
-    EntryHead, LockOutcome, NewRun, RunStatus, Store, StoreError, StoreTx, StoredRow, Trigger,
+    EntryHead, EventLog, LockOutcome, NewRun, RunStatus, RunTx, Store, StoreError, StoredRow,
+    Trigger,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 /// Settings that stay the same across runs of one deployment.
@@ -189,6 +192,105 @@ impl Prepared {
             .filter(|k| !touched.contains(k))
             .count()
     }
+
+    /// The plan's identity: a trigger that names it applies only while the same plan would be
+    /// computed again.
+    pub fn plan_id(&self) -> String {
+        plan_id(self.as_of, self.config_hash, &self.deltas)
+    }
+
+    /// Counts per family: entries created, updated, deleted and unchanged, members moved.
+    fn summary(&self) -> BTreeMap<Family, FamilySummary> {
+        let mut summary: BTreeMap<Family, FamilySummary> = self
+            .selection
+            .families()
+            .iter()
+            .map(|f| (*f, FamilySummary::default()))
+            .collect();
+        for delta in &self.deltas {
+            let s = summary.entry(delta.family).or_default();
+            match delta.op {
+                Op::Create => s.create += 1,
+                Op::Update => s.update += 1,
+                Op::Delete => s.delete += 1,
+            }
+            for list in &delta.change.lists {
+                s.members_added += list.added.len();
+                s.members_removed += list.removed.len();
+            }
+        }
+        let touched: HashSet<&EntryKey> = self.deltas.iter().map(|d| &d.key).collect();
+        for (key, entry) in &self.catalog.entries {
+            if !touched.contains(key) {
+                summary.entry(entry.family).or_default().unchanged += 1;
+            }
+        }
+        summary
+    }
+
+    /// What `plan` reports.
+    pub fn plan_report(&self, refusals: Vec<Refusal>, duration_seconds: f64) -> PlanReport {
+        PlanReport {
+            plan_id: self.plan_id(),
+            as_of: self.as_of,
+            config_hash: self.config_hash,
+            config_changed: self.config_changed,
+            families: self.selection.families().to_vec(),
+            summary: self.summary(),
+            deltas: self.deltas.iter().map(DeltaLine::from_delta).collect(),
+            refusals,
+            drift: self.drift.iter().map(ToString::to_string).collect(),
+            warnings: self.warnings.clone(),
+            input: self.input.clone(),
+            timings: self.timings.clone(),
+            duration_seconds,
+        }
+    }
+
+    /// What a run of this plan reports (its run id is set once appended).
+    pub fn run_report(
+        &self,
+        status: RunStatus,
+        forced: bool,
+        refusals: Vec<Refusal>,
+        duration_seconds: f64,
+    ) -> RunReport {
+        let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for delta in &self.deltas {
+            for list in &delta.change.lists {
+                let moved = list.added.iter().map(|m| &m.reason);
+                for reason in moved.chain(list.removed.iter().map(|m| &m.reason)) {
+                    *reasons.entry(reason.code.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let count = |op: Op| self.deltas.iter().filter(|d| d.op == op).count();
+        let outcome = RunOutcome {
+            run_id: None,
+            status,
+            forced,
+            as_of: self.as_of,
+            config_hash: self.config_hash,
+            config_changed: self.config_changed,
+            families: self.selection.families().to_vec(),
+            created: count(Op::Create),
+            updated: count(Op::Update),
+            deleted: count(Op::Delete),
+            unchanged: self.unchanged(),
+            summary: self.summary(),
+            reasons,
+            refusals,
+            drift: self.drift.iter().map(ToString::to_string).collect(),
+            warnings: self.warnings.clone(),
+            input: self.input.clone(),
+            timings: self.timings.clone(),
+            duration_seconds,
+        };
+        RunReport {
+            outcome,
+            deltas: self.deltas.iter().map(DeltaLine::from_delta).collect(),
+        }
+    }
 }
 
 fn effective_config(
@@ -210,7 +312,7 @@ fn effective_config(
 /// edited outside the job (drift), as is a logged entry whose row is gone or a row the log never
 /// wrote once the log has history.
 async fn load_current(
-    tx: &mut dyn StoreTx,
+    tx: &mut dyn RunTx,
     rows: &[StoredRow],
     heads: &HashMap<EntryKey, EntryHead>,
     catalog: &Catalog,
@@ -276,7 +378,7 @@ struct LoadedCurrent {
 }
 
 async fn prepare(
-    tx: &mut dyn StoreTx,
+    tx: &mut dyn RunTx,
     job: &JobConfig,
     request: &PlanRequest,
     today: NaiveDate,
@@ -425,7 +527,7 @@ async fn prepare(
 /// # Errors
 /// Store and configuration errors; `NoPrices` when there is no as-of date.
 pub async fn plan(
-    store: &dyn Store,
+    store: &dyn EventLog,
     job: &JobConfig,
     request: &PlanRequest,
     today: NaiveDate,
@@ -441,11 +543,7 @@ pub async fn plan(
         &prepared.deltas,
         &prepared.current,
     );
-    Ok(PlanReport::new(
-        &prepared,
-        refusals,
-        started.elapsed().as_secs_f64(),
-    ))
+    Ok(prepared.plan_report(refusals, started.elapsed().as_secs_f64()))
 }
 
 fn families_label(selection: &FamilySelection) -> String {
@@ -468,7 +566,7 @@ fn families_label(selection: &FamilySelection) -> String {
 /// unique constraint stops it (a refused run record is appended, nothing else);
 /// `Invariant` for a broken catalog; store and configuration errors.
 pub async fn run(
-    store: &dyn Store,
+    store: &dyn EventLog,
     job: &JobConfig,
     request: &RunRequest,
 ) -> Result<RunReport, JobError> {
@@ -522,11 +620,7 @@ pub async fn plan_rollback(
         &prepared.current,
     );
     refusals.retain(|r| !r.is_about_input());
-    Ok(PlanReport::new(
-        &prepared,
-        refusals,
-        started.elapsed().as_secs_f64(),
-    ))
+    Ok(prepared.plan_report(refusals, started.elapsed().as_secs_f64()))
 }
 
 async fn rollback_target(
@@ -559,7 +653,7 @@ pub enum RollbackError {
 /// writer lock is free by the time the caller hears of it (a dropped transaction would release
 /// it only when its connection is next used).
 async fn run_with(
-    store: &dyn Store,
+    store: &dyn EventLog,
     job: &JobConfig,
     request: &RunRequest,
     target: Option<(RunId, &State)>,
@@ -634,7 +728,7 @@ struct RefusedRun {
 
 /// Takes the writer lock, plans, checks the guards and writes the run into `tx`.
 async fn run_in(
-    tx: &mut dyn StoreTx,
+    tx: &mut dyn RunTx,
     job: &JobConfig,
     request: &RunRequest,
     target: Option<(RunId, &State)>,
@@ -654,7 +748,7 @@ async fn run_in(
     .await?;
     request.progress("planned", 50, prepared.deltas.len());
     if let Some(expected) = &request.expect_plan {
-        let actual = crate::report::plan_id(prepared.as_of, prepared.config_hash, &prepared.deltas);
+        let actual = prepared.plan_id();
         if &actual != expected {
             return Err(JobError::PlanMoved {
                 expected: expected.clone(),
@@ -680,8 +774,19 @@ async fn run_in(
         }
         refusals
     };
-    let counts = |op: Op| prepared.deltas.iter().filter(|d| d.op == op).count();
-    let mut record = NewRun {
+    let refused = !prepared.collisions.is_empty() || !refusals.is_empty();
+    let elapsed = started.elapsed();
+    let mut report = if refused {
+        prepared.run_report(
+            RunStatus::Refused,
+            request.force,
+            refusals.clone(),
+            elapsed.as_secs_f64(),
+        )
+    } else {
+        prepared.run_report(RunStatus::Completed, request.force, Vec::new(), 0.0)
+    };
+    let record = NewRun {
         trigger: if target.is_some() {
             Trigger::Rollback
         } else {
@@ -692,37 +797,18 @@ async fn run_in(
             None => families_label(&prepared.selection),
         },
         environment: job.environment.clone(),
-        as_of: Some(prepared.as_of),
-        config_hash: prepared.config_hash,
-        status: RunStatus::Completed,
-        forced: request.force,
         started_at: request.now,
-        finished_at: request.now,
-        created: counts(Op::Create),
-        updated: counts(Op::Update),
-        deleted: counts(Op::Delete),
-        unchanged: prepared.unchanged(),
-        report: serde_json::Value::Null,
-        error: None,
+        finished_at: request.now + chrono::Duration::milliseconds(elapsed.as_millis() as i64),
+        outcome: report.outcome.clone(),
+        error: refused.then(|| {
+            if prepared.collisions.is_empty() {
+                summary(&refusals)
+            } else {
+                collision_summary(&prepared.collisions)
+            }
+        }),
     };
-
-    if !prepared.collisions.is_empty() || !refusals.is_empty() {
-        record.status = RunStatus::Refused;
-        record.finished_at =
-            request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
-        let report = RunReport::new(
-            &prepared,
-            &record,
-            None,
-            refusals.clone(),
-            started.elapsed().as_secs_f64(),
-        );
-        record.error = Some(if prepared.collisions.is_empty() {
-            summary(&refusals)
-        } else {
-            collision_summary(&prepared.collisions)
-        });
-        record.report = report.to_json();
+    if refused {
         return Ok(InTransaction::Refused(Box::new(RefusedRun {
             record,
             report,
@@ -732,10 +818,6 @@ async fn run_in(
     }
 
     let step = Instant::now();
-    let mut report = RunReport::new(&prepared, &record, None, Vec::new(), 0.0);
-    record.report = report.to_json();
-    record.finished_at =
-        request.now + chrono::Duration::milliseconds(started.elapsed().as_millis() as i64);
     let appended = tx
         .append_run(&record, &prepared.deltas, &prepared.recheck)
         .await?;

@@ -3,7 +3,7 @@
 //! called inside a database transaction.
 
 use crate::domain::events::{envelope, Channels};
-use crate::store::{OutboxRow, Store, StoreError};
+use crate::store::{Outbox, OutboxRow, StoreError};
 use chrono::{SecondsFormat, Utc};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
@@ -84,7 +84,7 @@ impl Publisher {
     ///
     /// # Errors
     /// Redis or store errors; whatever was published before stays marked.
-    pub async fn relay(&self, store: &dyn Store) -> Result<RelayOutcome, PublishError> {
+    pub async fn relay(&self, store: &dyn Outbox) -> Result<RelayOutcome, PublishError> {
         let mut outcome = RelayOutcome::default();
         let mut con = self.connect().await?;
         let stream = self.channels.stream();

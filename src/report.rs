@@ -1,5 +1,6 @@
-//! What `plan` and `run` print: serialisable reports (the stable JSON form) and their text
-//! rendering for operators. No I/O beyond building strings.
+//! What `plan` and `run` produce: the stable JSON shapes of plans and runs, the run record's
+//! stored outcome, and the run vocabulary (`RunStatus`, `Trigger`). Depends on the domain only;
+//! the job builds these, the CLI renders them, the store keeps the outcome.
 
 use crate::domain::diff::{Delta, Op};
 use crate::domain::fingerprint::ContentHash;
@@ -7,8 +8,6 @@ use crate::domain::guard::Refusal;
 use crate::domain::reasons::Reason;
 use crate::domain::securities::InputReport;
 use crate::domain::types::{Family, RunId};
-use crate::job::Prepared;
-use crate::store::NewRun;
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::Value;
@@ -81,7 +80,8 @@ fn member_line(ticker: &str, reason: &Reason) -> MemberLine {
 }
 
 impl DeltaLine {
-    fn from_delta(delta: &Delta) -> Self {
+    /// The line of one delta.
+    pub fn from_delta(delta: &Delta) -> Self {
         let lists = &delta.change.lists;
         Self {
             op: delta.op,
@@ -121,42 +121,6 @@ impl DeltaLine {
     }
 }
 
-fn summarize(prepared: &Prepared) -> BTreeMap<Family, FamilySummary> {
-    let mut summary: BTreeMap<Family, FamilySummary> = prepared
-        .selection
-        .families()
-        .iter()
-        .map(|f| (*f, FamilySummary::default()))
-        .collect();
-    for delta in &prepared.deltas {
-        let s = summary.entry(delta.family).or_default();
-        match delta.op {
-            Op::Create => s.create += 1,
-            Op::Update => s.update += 1,
-            Op::Delete => s.delete += 1,
-        }
-        s.members_added += delta
-            .change
-            .lists
-            .iter()
-            .map(|l| l.added.len())
-            .sum::<usize>();
-        s.members_removed += delta
-            .change
-            .lists
-            .iter()
-            .map(|l| l.removed.len())
-            .sum::<usize>();
-    }
-    let touched: std::collections::HashSet<_> = prepared.deltas.iter().map(|d| &d.key).collect();
-    for (key, entry) in &prepared.catalog.entries {
-        if !touched.contains(key) {
-            summary.entry(entry.family).or_default().unchanged += 1;
-        }
-    }
-    summary
-}
-
 /// Identifies a plan: the as-of date, configuration and every delta's identity and hashes. A
 /// trigger that names it applies only while the same plan would be computed again.
 pub fn plan_id(as_of: NaiveDate, config_hash: ContentHash, deltas: &[Delta]) -> String {
@@ -190,25 +154,6 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    /// Builds the report of a prepared plan.
-    pub fn new(prepared: &Prepared, refusals: Vec<Refusal>, duration_seconds: f64) -> Self {
-        Self {
-            plan_id: plan_id(prepared.as_of, prepared.config_hash, &prepared.deltas),
-            as_of: prepared.as_of,
-            config_hash: prepared.config_hash,
-            config_changed: prepared.config_changed,
-            families: prepared.selection.families().to_vec(),
-            summary: summarize(prepared),
-            deltas: prepared.deltas.iter().map(DeltaLine::from_delta).collect(),
-            refusals,
-            drift: prepared.drift.iter().map(ToString::to_string).collect(),
-            warnings: prepared.warnings.clone(),
-            input: prepared.input.clone(),
-            timings: prepared.timings.clone(),
-            duration_seconds,
-        }
-    }
-
     /// Whether a run would change anything.
     pub fn has_changes(&self) -> bool {
         !self.deltas.is_empty()
@@ -342,11 +287,60 @@ fn render_notes(
     );
 }
 
-/// `cache-sync run`'s result. JSON field names are stable.
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    Refused,
+    Failed,
+}
+
+impl RunStatus {
+    /// The stored and serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Refused => "refused",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Who started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Trigger {
+    Cli,
+    Api,
+    Pipeline,
+    Rollback,
+    Demo,
+    Test,
+}
+
+impl Trigger {
+    /// The stored and serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Api => "api",
+            Trigger::Pipeline => "pipeline",
+            Trigger::Rollback => "rollback",
+            Trigger::Demo => "demo",
+            Trigger::Test => "test",
+        }
+    }
+}
+
+/// What a run did: the summary the run record stores (`cache_sync_run.report`) and the body of
+/// `run --format json` without its deltas. JSON field names are stable.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
+pub struct RunOutcome {
     pub run_id: Option<RunId>,
-    pub status: crate::store::RunStatus,
+    pub status: RunStatus,
     pub forced: bool,
     pub as_of: NaiveDate,
     pub config_hash: ContentHash,
@@ -365,64 +359,32 @@ pub struct RunReport {
     pub input: InputReport,
     pub timings: StepTimings,
     pub duration_seconds: f64,
-    /// The deltas in full (left out of the run record, which the events already detail).
+}
+
+/// `cache-sync run`'s result: the outcome, and the deltas in full (left out of the run record,
+/// which the events already detail). Reads as its outcome (`report.created`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    #[serde(flatten)]
+    pub outcome: RunOutcome,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deltas: Vec<DeltaLine>,
 }
 
+impl std::ops::Deref for RunReport {
+    type Target = RunOutcome;
+    fn deref(&self) -> &RunOutcome {
+        &self.outcome
+    }
+}
+
+impl std::ops::DerefMut for RunReport {
+    fn deref_mut(&mut self) -> &mut RunOutcome {
+        &mut self.outcome
+    }
+}
+
 impl RunReport {
-    /// Builds the report of a run from its plan.
-    pub fn new(
-        prepared: &Prepared,
-        record: &NewRun,
-        run_id: Option<RunId>,
-        refusals: Vec<Refusal>,
-        duration_seconds: f64,
-    ) -> Self {
-        let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for delta in &prepared.deltas {
-            for list in &delta.change.lists {
-                for m in &list.added {
-                    *reasons.entry(m.reason.code.as_str()).or_default() += 1;
-                }
-                for m in &list.removed {
-                    *reasons.entry(m.reason.code.as_str()).or_default() += 1;
-                }
-            }
-        }
-        Self {
-            run_id,
-            status: record.status,
-            forced: record.forced,
-            as_of: prepared.as_of,
-            config_hash: prepared.config_hash,
-            config_changed: prepared.config_changed,
-            families: prepared.selection.families().to_vec(),
-            created: record.created,
-            updated: record.updated,
-            deleted: record.deleted,
-            unchanged: record.unchanged,
-            summary: summarize(prepared),
-            reasons,
-            refusals,
-            drift: prepared.drift.iter().map(ToString::to_string).collect(),
-            warnings: prepared.warnings.clone(),
-            input: prepared.input.clone(),
-            timings: prepared.timings.clone(),
-            duration_seconds,
-            deltas: prepared.deltas.iter().map(DeltaLine::from_delta).collect(),
-        }
-    }
-
-    /// The summary stored with the run record (no per-member lists).
-    pub fn to_json(&self) -> Value {
-        let mut value = serde_json::to_value(self).expect("reports serialise");
-        if let Some(map) = value.as_object_mut() {
-            map.remove("deltas");
-        }
-        value
-    }
-
     /// The operator's view.
     pub fn to_text(&self) -> String {
         let mut out = String::new();

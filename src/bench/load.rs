@@ -3,7 +3,7 @@
 
 use crate::http::{self, AppState};
 use crate::job::JobConfig;
-use crate::store::postgres::PgStore;
+use crate::store::SqlStore;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ async fn request(
 /// # Errors
 /// I/O errors of the listener.
 pub async fn run(
-    store: PgStore,
+    store: SqlStore,
     clients: usize,
     seconds: u64,
 ) -> Result<LoadFigures, std::io::Error> {

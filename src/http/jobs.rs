@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::domain::types::Family;
 use crate::job::{self, JobError, PlanRequest, Progress, RunRequest};
-use crate::store::{JobRecord, Trigger};
+use crate::store::{JobRecord, JobStatus, Trigger};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -97,8 +97,8 @@ pub async fn trigger(
         job_id: new_job_id(),
         mode: body.mode.clone(),
         force: body.force,
-        triggered_by: "api".to_owned(),
-        status: "pending".to_owned(),
+        triggered_by: Trigger::Api,
+        status: JobStatus::Pending,
         created_at: Utc::now(),
         start_time: None,
         end_time: None,
@@ -164,7 +164,10 @@ async fn execute(
 ) {
     let store = state.store.as_ref();
     let job_id = record.job_id.clone();
-    if let Err(e) = store.update_job(&job_id, "running", None, None).await {
+    if let Err(e) = store
+        .update_job(&job_id, JobStatus::Running, None, None)
+        .await
+    {
         tracing::error!(error = %e, job_id, "cannot mark job running");
     }
     if let Some(publisher) = &state.publisher {
@@ -214,18 +217,28 @@ async fn execute(
     let outcome = match &result {
         Ok(report) => {
             store
-                .update_job(&job_id, "completed", None, report.run_id.map(|r| r.0))
+                .update_job(
+                    &job_id,
+                    JobStatus::Completed,
+                    None,
+                    report.run_id.map(|r| r.0),
+                )
                 .await
         }
         Err(JobError::Refused { run_id, .. }) => {
             let message = result.as_ref().err().map(ToString::to_string);
             store
-                .update_job(&job_id, "failed", message.as_deref(), Some(run_id.0))
+                .update_job(
+                    &job_id,
+                    JobStatus::Failed,
+                    message.as_deref(),
+                    Some(run_id.0),
+                )
                 .await
         }
         Err(e) => {
             store
-                .update_job(&job_id, "failed", Some(&e.to_string()), None)
+                .update_job(&job_id, JobStatus::Failed, Some(&e.to_string()), None)
                 .await
         }
     };
@@ -268,7 +281,7 @@ pub async fn finish_or_abort(state: &AppState, grace: Duration) {
             .await
             .ok()
             .flatten()
-            .is_some_and(|job| job.status == "completed" || job.status == "failed");
+            .is_some_and(|job| job.status.is_finished());
         if finished {
             return;
         }
@@ -276,7 +289,7 @@ pub async fn finish_or_abort(state: &AppState, grace: Duration) {
             .store
             .update_job(
                 &running.job_id,
-                "failed",
+                JobStatus::Failed,
                 Some("interrupted: the API service shut down; the run was rolled back"),
                 None,
             )

@@ -226,7 +226,7 @@ pub async fn rollback(
             tracing::warn!(error = %e, "events stay in the outbox");
         }
     }
-    let mut value = report.to_json();
+    let mut value = serde_json::to_value(&report.outcome).map_err(ApiError::internal)?;
     value["success"] = json!(true);
     Ok(Json(value))
 }

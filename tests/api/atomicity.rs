@@ -9,7 +9,7 @@ use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tickstock_cache_sync::job::{JobConfig, JobError};
-use tickstock_cache_sync::store::{LockOutcome, StoreTx};
+use tickstock_cache_sync::store::{LockOutcome, RunTx};
 
 /// Every row of every table a run writes, as text, in a stable order.
 async fn full_state(db: &TestDb) -> Vec<(&'static str, Vec<String>)> {
@@ -31,7 +31,7 @@ async fn full_state(db: &TestDb) -> Vec<(&'static str, Vec<String>)> {
 
 /// A transaction on a connection of its own holding the writer lock, or `None` when another
 /// session has it.
-async fn take_writer_lock(db: &TestDb) -> Option<Box<dyn StoreTx>> {
+async fn take_writer_lock(db: &TestDb) -> Option<Box<dyn RunTx>> {
     let mut tx = db.store.begin().await.expect("a second session");
     match tx.try_lock_writer().await.expect("ask for the lock") {
         LockOutcome::Acquired => Some(tx),

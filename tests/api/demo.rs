@@ -6,7 +6,7 @@ use tickstock_cache_sync::demo;
 async fn the_demo_narrates_every_step_and_its_rollback_matches_the_replay(backend: Backend) {
     let db = TestDb::on(backend).await;
     let mut narration = String::new();
-    demo::run(db.store.as_ref(), &mut |text| narration.push_str(text))
+    demo::run(&db.database, &mut |text| narration.push_str(text))
         .await
         .expect("demo runs");
     for step in [

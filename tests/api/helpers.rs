@@ -1,17 +1,14 @@
 //! Test harness. Each test gets its own database, dropped when the test ends (pass or fail):
 //! a scratch PostgreSQL database, or a SQLite file in a scratch directory. Store-facing tests
-//! are written once against `TestDb` and run on both stores through `on_both_stores!`; the
-//! helpers below speak the SQL both dialects share, and the few that cannot (row text, write
-//! counting) have one body per store.
+//! are written once against `TestDb` and run on both stores through `on_both_stores!`; their
+//! statements go through the crate's own SQL layer (`store::sql`), which renders one statement
+//! for either store, and the two helpers that cannot share SQL (row text, write counting) say
+//! so by matching on the dialect.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgRow};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{
-    Arguments, ConnectOptions, Connection, Database, FromRow, PgConnection, PgPool, Postgres,
-    Sqlite,
-};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,9 +18,9 @@ use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::fixtures_loader::{load_day, load_through_day};
 use tickstock_cache_sync::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
 use tickstock_cache_sync::report::{PlanReport, RunReport};
-use tickstock_cache_sync::store::postgres::PgStore;
-use tickstock_cache_sync::store::sqlite::SqliteStore;
-use tickstock_cache_sync::store::{Store, Trigger};
+use tickstock_cache_sync::store::dialect::Dialect;
+use tickstock_cache_sync::store::sql::{Column, Conn, Param, Record};
+use tickstock_cache_sync::store::{SqlStore, Store, Trigger};
 
 /// `on_both_stores!(name)` after `async fn name(backend: Backend)` adds a module `name` with one
 /// test per store, `name::postgres` and `name::sqlite`, so a feature is proved on both stores by
@@ -74,193 +71,73 @@ fn scratch_name() -> String {
     )
 }
 
-enum Handle {
-    Postgres(PgStore),
-    /// The store and the scratch directory holding its file.
-    Sqlite(SqliteStore, PathBuf),
-}
-
 /// A scratch database, dropped on `Drop`.
 pub struct TestDb {
     pub name: String,
     /// What `DATABASE_URL` would be to reach this database.
     pub url: String,
+    /// Every role of the store, as the job, the API and history take it.
     pub store: Arc<dyn Store>,
-    handle: Handle,
+    /// The same store, for what only development tools do (writing the synthetic market).
+    pub database: SqlStore,
+    /// The SQLite file's scratch directory.
+    dir: Option<PathBuf>,
 }
 
-/// One bound parameter of a test query, encoded the way each store holds it (JSON is `jsonb`
-/// on PostgreSQL and text on SQLite).
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Int(i64),
-    Text(String),
-    Json(Value),
-    /// A `timestamptz` (SQLite: RFC 3339 text with fixed-width microseconds, as the store writes).
-    Time(DateTime<Utc>),
-}
-
-impl From<DateTime<Utc>> for Arg {
-    fn from(v: DateTime<Utc>) -> Self {
-        Arg::Time(v)
-    }
-}
-
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
-}
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(v.to_owned())
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(v)
-    }
-}
-impl From<&String> for Arg {
-    fn from(v: &String) -> Self {
-        Arg::Text(v.clone())
-    }
-}
-impl From<Value> for Arg {
-    fn from(v: Value) -> Self {
-        Arg::Json(v)
-    }
-}
-impl From<&Value> for Arg {
-    fn from(v: &Value) -> Self {
-        Arg::Json(v.clone())
-    }
-}
-
-/// A row type both stores can decode (tuples of the common column types).
-pub trait BothRows:
-    for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
-{
-}
-impl<T> BothRows for T where
-    T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
-{
-}
-
-/// A column type both stores can decode.
-pub trait BothColumn:
-    for<'r> sqlx::Decode<'r, Postgres>
-    + sqlx::Type<Postgres>
-    + for<'r> sqlx::Decode<'r, Sqlite>
-    + sqlx::Type<Sqlite>
-    + Send
-    + Unpin
-{
-}
-impl<T> BothColumn for T where
-    T: for<'r> sqlx::Decode<'r, Postgres>
-        + sqlx::Type<Postgres>
-        + for<'r> sqlx::Decode<'r, Sqlite>
-        + sqlx::Type<Sqlite>
-        + Send
-        + Unpin
-{
-}
-
-/// A statement in the SQL both dialects share, with its parameters.
+/// A statement in the SQL both stores share, with its parameters.
 pub struct Sql<'a> {
     db: &'a TestDb,
-    sql: String,
-    args: Vec<Arg>,
-}
-
-fn postgres_arguments(args: &[Arg]) -> <Postgres as Database>::Arguments<'static> {
-    let mut out = <Postgres as Database>::Arguments::default();
-    for arg in args {
-        match arg {
-            Arg::Int(v) => out.add(*v),
-            Arg::Text(v) => out.add(v.clone()),
-            Arg::Json(v) => out.add(v.clone()),
-            Arg::Time(v) => out.add(*v),
-        }
-        .expect("encode a parameter");
-    }
-    out
-}
-
-fn sqlite_arguments(args: &[Arg]) -> <Sqlite as Database>::Arguments<'static> {
-    let mut out = <Sqlite as Database>::Arguments::default();
-    for arg in args {
-        match arg {
-            Arg::Int(v) => out.add(*v),
-            Arg::Text(v) => out.add(v.clone()),
-            Arg::Json(v) => out.add(v.to_string()),
-            Arg::Time(v) => out.add(v.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
-        }
-        .expect("encode a parameter");
-    }
-    out
+    sql: tickstock_cache_sync::store::sql::Sql,
 }
 
 impl Sql<'_> {
-    pub fn bind(mut self, arg: impl Into<Arg>) -> Self {
-        self.args.push(arg.into());
+    pub fn bind(mut self, param: impl Into<Param>) -> Self {
+        self.sql = self.sql.bind(param);
         self
+    }
+
+    fn text(&self) -> String {
+        format!("{:?}", self.sql)
     }
 
     /// Executes, returning the number of rows affected.
     pub async fn try_execute(self) -> Result<u64, sqlx::Error> {
-        Ok(match &self.db.handle {
-            Handle::Postgres(store) => sqlx::query_with(&self.sql, postgres_arguments(&self.args))
-                .execute(store.pool())
-                .await?
-                .rows_affected(),
-            Handle::Sqlite(store, _) => sqlx::query_with(&self.sql, sqlite_arguments(&self.args))
-                .execute(store.pool())
-                .await?
-                .rows_affected(),
-        })
+        let mut pooled = self.db.database.acquire().await.expect("a connection");
+        self.sql.execute(&mut pooled.conn()).await
     }
 
     pub async fn execute(self) -> u64 {
-        let sql = self.sql.clone();
+        let text = self.text();
         self.try_execute()
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
     }
 
-    pub async fn fetch_all<T: BothRows>(self) -> Vec<T> {
-        let result = match &self.db.handle {
-            Handle::Postgres(store) => {
-                sqlx::query_as_with::<_, T, _>(&self.sql, postgres_arguments(&self.args))
-                    .fetch_all(store.pool())
-                    .await
-            }
-            Handle::Sqlite(store, _) => {
-                sqlx::query_as_with::<_, T, _>(&self.sql, sqlite_arguments(&self.args))
-                    .fetch_all(store.pool())
-                    .await
-            }
-        };
-        result.unwrap_or_else(|e| panic!("{}: {e}", self.sql))
+    pub async fn fetch_all<T: Record>(self) -> Vec<T> {
+        let text = self.text();
+        let mut pooled = self.db.database.acquire().await.expect("a connection");
+        self.sql
+            .fetch_all(&mut pooled.conn())
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
     }
 
-    pub async fn fetch_one<T: BothRows>(self) -> T {
-        let sql = self.sql.clone();
+    pub async fn fetch_one<T: Record>(self) -> T {
+        let text = self.text();
         let mut rows = self.fetch_all::<T>().await;
-        assert_eq!(rows.len(), 1, "{sql}: expected exactly one row");
+        assert_eq!(rows.len(), 1, "{text}: expected exactly one row");
         rows.remove(0)
     }
 
-    pub async fn fetch_optional<T: BothRows>(self) -> Option<T> {
-        let sql = self.sql.clone();
+    pub async fn fetch_optional<T: Record>(self) -> Option<T> {
+        let text = self.text();
         let mut rows = self.fetch_all::<T>().await;
-        assert!(rows.len() <= 1, "{sql}: expected at most one row");
+        assert!(rows.len() <= 1, "{text}: expected at most one row");
         rows.pop()
     }
 
     /// The first column of every row.
-    pub async fn scalars<T: BothColumn>(self) -> Vec<T> {
+    pub async fn scalars<T: Column>(self) -> Vec<T> {
         self.fetch_all::<(T,)>()
             .await
             .into_iter()
@@ -269,11 +146,11 @@ impl Sql<'_> {
     }
 
     /// The first column of the one row.
-    pub async fn scalar<T: BothColumn>(self) -> T {
+    pub async fn scalar<T: Column>(self) -> T {
         self.fetch_one::<(T,)>().await.0
     }
 
-    pub async fn scalar_optional<T: BothColumn>(self) -> Option<T> {
+    pub async fn scalar_optional<T: Column>(self) -> Option<T> {
         self.fetch_optional::<(T,)>().await.map(|(v,)| v)
     }
 }
@@ -294,7 +171,7 @@ impl TestDb {
     /// A fresh database on `backend` without the schema.
     pub async fn empty_on(backend: Backend) -> Self {
         let name = scratch_name();
-        match backend {
+        let (url, database, dir) = match backend {
             Backend::Postgres => {
                 let options =
                     PgConnectOptions::from_str(&server_url()).expect("valid TEST_DATABASE_URL");
@@ -313,73 +190,70 @@ impl TestDb {
                     .await
                     .expect("connect to test database");
                 let url = format!("{}/{}", server_url().rsplit_once('/').unwrap().0, name);
-                let store = PgStore::from_pool(pool);
-                Self {
-                    name,
-                    url,
-                    store: Arc::new(store.clone()),
-                    handle: Handle::Postgres(store),
-                }
+                (url, SqlStore::from_pg_pool(pool), None)
             }
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).expect("scratch directory");
                 let url = format!("sqlite://{}", dir.join("cache-sync.sqlite").display());
-                let store = SqliteStore::open(&url).await.expect("open the SQLite file");
-                Self {
-                    name,
-                    url,
-                    store: Arc::new(store.clone()),
-                    handle: Handle::Sqlite(store, dir),
-                }
+                let store = SqlStore::open_sqlite(&url)
+                    .await
+                    .expect("open the SQLite file");
+                (url, store, Some(dir))
             }
+        };
+        Self {
+            name,
+            url,
+            store: Arc::new(database.clone()),
+            database,
+            dir,
         }
     }
 
     /// Which store this database is on.
     pub fn backend(&self) -> Backend {
-        match self.handle {
-            Handle::Postgres(_) => Backend::Postgres,
-            Handle::Sqlite(..) => Backend::Sqlite,
+        match self.database.dialect() {
+            Dialect::Postgres => Backend::Postgres,
+            Dialect::Sqlite => Backend::Sqlite,
         }
     }
 
     /// The PostgreSQL pool, for tests of PostgreSQL-only behaviour.
     pub fn pool(&self) -> &PgPool {
-        match &self.handle {
-            Handle::Postgres(store) => store.pool(),
-            Handle::Sqlite(..) => panic!("a PostgreSQL-only test ran on SQLite"),
-        }
+        self.database
+            .pg_pool()
+            .expect("a PostgreSQL-only test ran on SQLite")
     }
 
     /// A statement in the SQL both stores share (`$1`-style parameters work on both).
     pub fn sql(&self, sql: impl Into<String>) -> Sql<'_> {
         Sql {
             db: self,
-            sql: sql.into(),
-            args: Vec::new(),
+            sql: self.database.sql(&sql.into()),
         }
     }
 
     /// Runs several statements (no parameters).
     pub async fn exec(&self, sql: &str) {
-        let result = match &self.handle {
-            Handle::Postgres(store) => sqlx::raw_sql(sql).execute(store.pool()).await.map(drop),
-            Handle::Sqlite(store, _) => sqlx::raw_sql(sql).execute(store.pool()).await.map(drop),
+        let mut pooled = self.database.acquire().await.expect("a connection");
+        let result = match pooled.conn() {
+            Conn::Postgres(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
+            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
         };
         result.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Loads the synthetic market through `day`.
     pub async fn load(&self, market: &SyntheticMarket, day: usize) {
-        load_through_day(self.store.as_ref(), market, day)
+        load_through_day(&self.database, market, day)
             .await
             .expect("load market");
     }
 
     /// Loads one more day on top of an earlier load.
     pub async fn load_next(&self, market: &SyntheticMarket, day: usize) {
-        load_day(self.store.as_ref(), market, day)
+        load_day(&self.database, market, day)
             .await
             .expect("load day");
     }
@@ -544,34 +418,30 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        match &self.handle {
-            Handle::Sqlite(_, dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Handle::Postgres(_) => {
-                let name = self.name.clone();
-                // Drop may run outside a runtime; a thread with its own runtime can block.
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async move {
-                        let options = PgConnectOptions::from_str(&server_url())
-                            .unwrap()
-                            .database("postgres");
-                        if let Ok(mut admin) = PgConnection::connect_with(&options).await {
-                            let _ = sqlx::query(&format!(
-                                "drop database if exists \"{name}\" with (force)"
-                            ))
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+            return;
+        }
+        let name = self.name.clone();
+        // Drop may run outside a runtime; a thread with its own runtime can block.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let options = PgConnectOptions::from_str(&server_url())
+                    .unwrap()
+                    .database("postgres");
+                if let Ok(mut admin) = PgConnection::connect_with(&options).await {
+                    let _ =
+                        sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
                             .execute(&mut admin)
                             .await;
-                        }
-                    });
-                })
-                .join();
-            }
-        }
+                }
+            });
+        })
+        .join();
     }
 }
 

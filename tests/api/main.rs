@@ -15,3 +15,4 @@ mod operator;
 mod plan;
 mod pubsub;
 mod run;
+mod store;

@@ -1,72 +1,29 @@
-//! The embedded store end to end on a temporary file: migrations, runs, replay, rollback,
-//! outbox, the append-only log and the single-writer lock.
+//! The store's roles end to end on both stores (formerly the SQLite store's own unit tests):
+//! migrations, runs, replay, rollback, the outbox, API jobs, listings, the append-only log and
+//! the single-writer lock.
 
-use super::SqliteStore;
-use crate::domain::fingerprint::hash_value;
-use crate::domain::types::{EntryKey, RunId};
-use crate::fixtures::{FixtureParams, SyntheticMarket};
-use crate::fixtures_loader::{load_day, load_through_day};
-use crate::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
-use crate::store::{LockOutcome, Store, Trigger};
+use crate::helpers::{on_both_stores, run_request, Backend, TestDb};
 use chrono::{TimeZone, Utc};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A database file in the temp directory, removed (with its WAL files) on drop.
-struct TempDb {
-    path: PathBuf,
-}
-
-impl TempDb {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "cache_sync_sqlite_test_{}_{}_{}.db",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            Utc::now().timestamp_subsec_nanos()
-        ));
-        Self { path }
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.path.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn request(force: bool) -> RunRequest {
-    RunRequest {
-        plan: PlanRequest::default(),
-        force,
-        trigger: Trigger::Test,
-        now: Utc.with_ymd_and_hms(2026, 3, 2, 22, 0, 0).unwrap(),
-        pause_before_commit: false,
-        job_id: "test".to_owned(),
-        progress: None,
-        expect_plan: None,
-    }
-}
+use tickstock_cache_sync::domain::fingerprint::hash_value;
+use tickstock_cache_sync::domain::types::{EntryKey, RunId};
+use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
+use tickstock_cache_sync::history;
+use tickstock_cache_sync::job::{self, JobConfig, JobError, PlanRequest};
+use tickstock_cache_sync::report::RunOutcome;
+use tickstock_cache_sync::store::{
+    EventFilter, JobRecord, JobStatus, LockOutcome, NewRun, RunStatus, SqlStore, Store, Trigger,
+};
 
 /// The live rows of the environment, by identity, as value hashes.
-async fn live(store: &SqliteStore) -> BTreeMap<EntryKey, String> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "select type, name, key, value from cache_entries where environment = 'DEFAULT' order by id",
-    )
-    .fetch_all(store.pool())
-    .await
-    .expect("live rows");
+async fn live(db: &TestDb) -> BTreeMap<EntryKey, String> {
+    let rows: Vec<(String, String, String, String)> = db
+        .sql(
+            "select type, name, key, cast(value as text) from cache_entries
+             where environment = 'DEFAULT' order by id",
+        )
+        .fetch_all()
+        .await;
     rows.into_iter()
         .map(|(t, n, k, v)| {
             let value: serde_json::Value = serde_json::from_str(&v).expect("stored JSON");
@@ -75,19 +32,22 @@ async fn live(store: &SqliteStore) -> BTreeMap<EntryKey, String> {
         .collect()
 }
 
-async fn count(store: &SqliteStore, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("select count(*) from {table}"))
-        .fetch_one(store.pool())
-        .await
-        .expect("count")
+fn market() -> SyntheticMarket {
+    SyntheticMarket::generate(&FixtureParams {
+        stocks: 200,
+        etfs: 40,
+        days: 3,
+        seed: 1,
+        nasty: false,
+    })
 }
 
-/// Waits (up to five seconds) until `store` can take the writer lock.
-async fn wait_for_lock(store: &SqliteStore) {
+/// Waits (polling, up to five seconds) until `store` can take the writer lock.
+async fn wait_for_lock(store: &dyn Store) {
     for _ in 0..500 {
         let mut tx = store.begin().await.expect("begin");
         if tx.try_lock_writer().await.expect("lock") == LockOutcome::Acquired {
-            // Committed (only the lock row), so the lock is released before this returns.
+            // Committed (only the lock), so the lock is released before this returns.
             tx.commit().await.expect("commit");
             return;
         }
@@ -97,24 +57,15 @@ async fn wait_for_lock(store: &SqliteStore) {
     panic!("the writer lock was never released");
 }
 
-#[tokio::test]
-async fn the_job_runs_end_to_end_on_a_local_file() {
-    let db = TempDb::new();
-    let store = SqliteStore::open(&db.url()).await.expect("open");
-    store.migrate().await.expect("migrate");
-    store.migrate().await.expect("migrate again (idempotent)");
-    assert!(db.path.exists());
-
-    let market = SyntheticMarket::generate(&FixtureParams {
-        stocks: 200,
-        etfs: 40,
-        days: 3,
-        seed: 1,
-        nasty: false,
-    });
-    load_through_day(&store, &market, 1)
+async fn the_job_runs_replays_rolls_back_and_keeps_its_log_on_one_database(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    db.store
+        .migrate()
         .await
-        .expect("load day 1");
+        .expect("migrate again (idempotent)");
+    let store = db.store.as_ref();
+    let market = market();
+    db.load(&market, 1).await;
     // A checkpoint every second run, so replay goes through checkpoints too.
     let config = JobConfig {
         checkpoint_every: 2,
@@ -122,49 +73,42 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
     };
 
     // First run: creates the catalog.
-    let first = job::run(&store, &config, &request(false))
+    let first = job::run(store, &config, &run_request(false))
         .await
         .expect("first run");
     assert!(first.created > 0, "the first run creates entries");
     let mut after: BTreeMap<RunId, BTreeMap<EntryKey, String>> = BTreeMap::new();
-    after.insert(first.run_id.expect("run id"), live(&store).await);
+    after.insert(first.run_id.expect("run id"), live(&db).await);
     assert_eq!(after.values().next().unwrap().len(), first.created);
 
     // Second run on the same input: writes nothing but its run record.
-    let events_before = count(&store, "cache_sync_event").await;
-    let stamps: Vec<String> =
-        sqlx::query_scalar("select updated_at from cache_entries order by id")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-    let second = job::run(&store, &config, &request(false))
+    let events_before = db.count("cache_sync_event").await;
+    let stamps_sql = "select cast(updated_at as text) from cache_entries order by id";
+    let stamps: Vec<String> = db.sql(stamps_sql).scalars().await;
+    let second = job::run(store, &config, &run_request(false))
         .await
         .expect("second run");
     assert_eq!((second.created, second.updated, second.deleted), (0, 0, 0));
     assert!(second.drift.is_empty(), "no drift: {:?}", second.drift);
-    assert_eq!(count(&store, "cache_sync_event").await, events_before);
-    let stamps_after: Vec<String> =
-        sqlx::query_scalar("select updated_at from cache_entries order by id")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+    assert_eq!(db.count("cache_sync_event").await, events_before);
+    let stamps_after: Vec<String> = db.sql(stamps_sql).scalars().await;
     assert_eq!(stamps, stamps_after, "no row was rewritten");
-    after.insert(second.run_id.expect("run id"), live(&store).await);
+    after.insert(second.run_id.expect("run id"), live(&db).await);
 
     // Day 2: some entries change.
-    load_day(&store, &market, 2).await.expect("load day 2");
-    let third = job::run(&store, &config, &request(true))
+    db.load_next(&market, 2).await;
+    let third = job::run(store, &config, &run_request(true))
         .await
         .expect("day 2 run");
     assert!(
         third.created + third.updated + third.deleted > 0,
         "day 2 changes something"
     );
-    after.insert(third.run_id.expect("run id"), live(&store).await);
+    after.insert(third.run_id.expect("run id"), live(&db).await);
 
     // Replay at every run reproduces the live rows as they were after it.
     for (run_id, expected) in &after {
-        let (state, _) = crate::history::replay_state(&store, "DEFAULT", *run_id, None)
+        let (state, _) = history::replay_state(store, "DEFAULT", *run_id, None)
             .await
             .expect("replay");
         let replayed: BTreeMap<EntryKey, String> = state
@@ -175,13 +119,13 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
     }
 
     assert!(
-        count(&store, "cache_sync_checkpoint").await > 0,
+        db.count("cache_sync_checkpoint").await > 0,
         "checkpoints written"
     );
 
     // Events filtered by a ticker mention it.
     let all = store
-        .read_events("DEFAULT", &crate::store::EventFilter::default())
+        .read_events("DEFAULT", &EventFilter::default())
         .await
         .expect("events");
     let ticker = all
@@ -191,7 +135,7 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
     let mentioning = store
         .read_events(
             "DEFAULT",
-            &crate::store::EventFilter {
+            &EventFilter {
                 symbol: Some(ticker.clone()),
                 ..Default::default()
             },
@@ -205,25 +149,21 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
             || e.change.removed_tickers().contains(&ticker)));
 
     // Drift: an edit outside the job is detected and reconciled.
-    sqlx::query(
-        "update cache_entries set value = '[]' where id = (select min(id) from cache_entries)",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
-    let fixed = job::run(&store, &config, &request(true))
+    db.exec("update cache_entries set value = '[]' where id = (select min(id) from cache_entries)")
+        .await;
+    let fixed = job::run(store, &config, &run_request(true))
         .await
         .expect("drift run");
     assert_eq!(fixed.drift.len(), 1, "the edited row is drift");
-    assert_eq!(&live(&store).await, after.values().last().unwrap());
+    assert_eq!(&live(&db).await, after.values().last().unwrap());
 
     // Rollback to the first run restores its state, as a new run.
     let first_id = first.run_id.unwrap();
-    let rolled = job::rollback(&store, &config, first_id, &request(true))
+    let rolled = job::rollback(store, &config, first_id, &run_request(true))
         .await
         .expect("rollback");
     assert!(rolled.run_id.unwrap() > third.run_id.unwrap());
-    assert_eq!(&live(&store).await, &after[&first_id]);
+    assert_eq!(&live(&db).await, &after[&first_id]);
 
     // The outbox holds the change events.
     let pending = store.pending_outbox(10_000).await.expect("outbox");
@@ -244,10 +184,7 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
         "update cache_sync_run set error = 'x'",
         "delete from cache_sync_run",
     ] {
-        let err = sqlx::query(statement)
-            .execute(store.pool())
-            .await
-            .expect_err(statement);
+        let err = db.sql(statement).try_execute().await.expect_err(statement);
         assert!(
             err.to_string().contains("append-only"),
             "{statement}: {err}"
@@ -257,7 +194,7 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
     // Reads of the log and the listings work.
     let runs = store.read_runs("DEFAULT", 100, 0).await.expect("runs");
     assert_eq!(runs.len(), 5);
-    assert_eq!(runs[0].trigger, "rollback");
+    assert_eq!(runs[0].trigger, Trigger::Rollback);
     assert_eq!(
         store
             .run_at(
@@ -274,12 +211,12 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
     let metrics = store.metrics("DEFAULT").await.expect("metrics");
     assert_eq!(metrics.duration_count, 5);
     // API jobs.
-    let job_record = crate::store::JobRecord {
+    let job_record = JobRecord {
         job_id: "j1".to_owned(),
         mode: "full".to_owned(),
         force: false,
-        triggered_by: "test".to_owned(),
-        status: "pending".to_owned(),
+        triggered_by: Trigger::Test,
+        status: JobStatus::Pending,
         created_at: Utc::now(),
         start_time: None,
         end_time: None,
@@ -290,7 +227,7 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
         plan_id: None,
     };
     assert!(store.create_job(&job_record).await.unwrap());
-    let second_job = crate::store::JobRecord {
+    let second_job = JobRecord {
         job_id: "j2".to_owned(),
         ..job_record.clone()
     };
@@ -298,17 +235,20 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
         !store.create_job(&second_job).await.unwrap(),
         "one job at a time"
     );
-    store.update_job("j1", "running", None, None).await.unwrap();
+    store
+        .update_job("j1", JobStatus::Running, None, None)
+        .await
+        .unwrap();
     store
         .job_progress("j1", &serde_json::json!({"step": "planning"}))
         .await
         .unwrap();
     store
-        .update_job("j1", "completed", None, Some(5))
+        .update_job("j1", JobStatus::Completed, None, Some(5))
         .await
         .unwrap();
     let got = store.get_job("j1").await.unwrap().expect("job");
-    assert_eq!(got.status, "completed");
+    assert_eq!(got.status, JobStatus::Completed);
     assert_eq!(got.run_id, Some(5));
     assert!(got.duration_seconds.is_some_and(|d| d >= 0.0));
     assert_eq!(got.progress, Some(serde_json::json!({"step": "planning"})));
@@ -333,25 +273,24 @@ async fn the_job_runs_end_to_end_on_a_local_file() {
     assert!(store.widen_unique(false).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back() {
-    let db = TempDb::new();
-    let holder = SqliteStore::open(&db.url()).await.expect("open");
-    holder.migrate().await.expect("migrate");
-    let market = SyntheticMarket::generate(&FixtureParams {
-        stocks: 200,
-        etfs: 40,
-        days: 3,
-        seed: 1,
-        nasty: false,
-    });
-    load_through_day(&holder, &market, 1).await.expect("load");
-    let other = SqliteStore::open(&db.url()).await.expect("open again");
+on_both_stores!(the_job_runs_replays_rolls_back_and_keeps_its_log_on_one_database);
+
+async fn a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    db.load(&market(), 1).await;
+    let holder = db.store.as_ref();
+    let other: Box<dyn Store> = Box::new(
+        match backend {
+            Backend::Postgres => SqlStore::connect_postgres(&db.url).await,
+            Backend::Sqlite => SqlStore::open_sqlite(&db.url).await,
+        }
+        .expect("a second handle on the same database"),
+    );
 
     let mut tx = holder.begin().await.expect("begin");
     assert_eq!(tx.try_lock_writer().await.unwrap(), LockOutcome::Acquired);
     let started = std::time::Instant::now();
-    let err = job::run(&other, &JobConfig::default(), &request(false))
+    let err = job::run(other.as_ref(), &JobConfig::default(), &run_request(false))
         .await
         .expect_err("the lock is held");
     assert!(matches!(err, JobError::LockHeld), "{err}");
@@ -361,7 +300,7 @@ async fn a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back() {
     );
     // A plan only reads: it is not blocked by the writer.
     job::plan(
-        &other,
+        other.as_ref(),
         &JobConfig::default(),
         &PlanRequest::default(),
         chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
@@ -369,40 +308,54 @@ async fn a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back() {
     .await
     .expect("plan alongside a writer");
     drop(tx);
-    wait_for_lock(&other).await;
+    wait_for_lock(other.as_ref()).await;
 
     // A transaction dropped without commit rolls back: the appended run is gone.
     let mut tx = other.begin().await.unwrap();
     assert_eq!(tx.try_lock_writer().await.unwrap(), LockOutcome::Acquired);
     let now = Utc::now();
-    let record = crate::store::NewRun {
+    let record = NewRun {
         trigger: Trigger::Test,
         families: "all".to_owned(),
         environment: "DEFAULT".to_owned(),
-        as_of: None,
-        config_hash: hash_value(&serde_json::json!({})),
-        status: crate::store::RunStatus::Completed,
-        forced: false,
         started_at: now,
         finished_at: now,
-        created: 0,
-        updated: 0,
-        deleted: 0,
-        unchanged: 0,
-        report: serde_json::Value::Null,
+        outcome: RunOutcome {
+            run_id: None,
+            status: RunStatus::Completed,
+            forced: false,
+            as_of: now.date_naive(),
+            config_hash: hash_value(&serde_json::json!({})),
+            config_changed: false,
+            families: Vec::new(),
+            created: 0,
+            updated: 0,
+            deleted: 0,
+            unchanged: 0,
+            summary: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            refusals: Vec::new(),
+            drift: Vec::new(),
+            warnings: Vec::new(),
+            input: Default::default(),
+            timings: Default::default(),
+            duration_seconds: 0.0,
+        },
         error: None,
     };
     let appended = tx.append_run(&record, &[], &[]).await.expect("append");
     assert_eq!(appended.run_id, RunId(1));
     drop(tx);
-    assert_eq!(count(&holder, "cache_sync_run").await, 0);
+    assert_eq!(db.count("cache_sync_run").await, 0);
 
     // Once released, the other handle runs. sqlx rolls a dropped transaction back in the
-    // background (as with PostgreSQL), so wait for the lock to be free first.
-    wait_for_lock(&other).await;
-    let report = job::run(&other, &JobConfig::default(), &request(false))
+    // background, so wait for the lock to be free first.
+    wait_for_lock(other.as_ref()).await;
+    let report = job::run(other.as_ref(), &JobConfig::default(), &run_request(false))
         .await
         .expect("run after release");
     assert!(report.created > 0);
-    assert_eq!(count(&holder, "cache_sync_run").await, 1);
+    assert_eq!(db.count("cache_sync_run").await, 1);
 }
+
+on_both_stores!(a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back);

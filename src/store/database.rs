@@ -1,0 +1,242 @@
+//! `SqlStore`: one database of either kind, its pool, its transactions, and the `Schema` role.
+
+use super::dialect::Dialect;
+use super::sql::{Conn, Sql};
+use super::{postgres, require_migrations, sqlite, QueryContext, Schema, StoreError};
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// The store: PostgreSQL in production, or the embedded SQLite file. Cheap to clone (a pool).
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A connection taken from the pool for a few statements.
+pub enum Pooled {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Pooled {
+    /// The connection, to run statements on.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Postgres(c) => Conn::Postgres(c),
+            Pooled::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+/// An open transaction. Dropped without `commit`, it rolls back.
+pub enum SqlTx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+impl SqlTx {
+    /// The transaction's connection, to run statements on.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            SqlTx::Postgres(tx) => Conn::Postgres(tx),
+            SqlTx::Sqlite(tx) => Conn::Sqlite(tx),
+        }
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    /// The driver's error, with `context`.
+    pub async fn commit(self, context: &'static str) -> Result<(), StoreError> {
+        match self {
+            SqlTx::Postgres(tx) => tx.commit().await,
+            SqlTx::Sqlite(tx) => tx.commit().await,
+        }
+        .during(context)
+    }
+
+    /// Rolls back now.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            SqlTx::Postgres(tx) => tx.rollback().await,
+            SqlTx::Sqlite(tx) => tx.rollback().await,
+        }
+        .during("rolling back")
+    }
+}
+
+impl SqlStore {
+    /// Connects to PostgreSQL at `url` (`postgres://…`).
+    ///
+    /// # Errors
+    /// `StoreError::Connect` naming the host (never the password) when the URL is malformed or
+    /// the server does not answer within 10 seconds.
+    pub async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::from_pg_pool(postgres::connect(url).await?))
+    }
+
+    /// Opens (creating when missing) the SQLite file at `url` (`sqlite://path` or `sqlite:path`).
+    ///
+    /// # Errors
+    /// `StoreError::Connect` when the URL is malformed or the file cannot be opened.
+    pub async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::from_sqlite_pool(sqlite::open(url, true).await?))
+    }
+
+    /// As `open_sqlite`, but a missing file is not created: it is reported as a database without
+    /// the schema (with migrations off, nothing may be created).
+    ///
+    /// # Errors
+    /// `StoreError::SchemaOutOfDate` when the file does not exist, else as `open_sqlite`.
+    pub async fn open_existing_sqlite(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::from_sqlite_pool(sqlite::open(url, false).await?))
+    }
+
+    /// Wraps an existing PostgreSQL pool (tests, benchmarks).
+    pub fn from_pg_pool(pool: PgPool) -> Self {
+        Self {
+            pool: Pool::Postgres(pool),
+        }
+    }
+
+    /// Wraps an existing SQLite pool (tests).
+    pub fn from_sqlite_pool(pool: SqlitePool) -> Self {
+        Self {
+            pool: Pool::Sqlite(pool),
+        }
+    }
+
+    /// Which SQL the database speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The PostgreSQL pool, for benchmarks and tests that inspect the server directly.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// A statement for this database.
+    pub fn sql(&self, text: &str) -> Sql {
+        Sql::new(self.dialect(), text)
+    }
+
+    /// A connection from the pool.
+    ///
+    /// # Errors
+    /// The pool's error (timeout, closed).
+    pub async fn acquire(&self) -> Result<Pooled, StoreError> {
+        Ok(match &self.pool {
+            Pool::Postgres(p) => Pooled::Postgres(p.acquire().await.during("connecting")?),
+            Pool::Sqlite(p) => Pooled::Sqlite(p.acquire().await.during("connecting")?),
+        })
+    }
+
+    /// Starts a transaction that only takes the write lock when it first writes (SQLite's
+    /// deferred `BEGIN`; see `sqlite.rs`).
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn begin_deferred(&self) -> Result<SqlTx, StoreError> {
+        let context = "starting a transaction";
+        Ok(match &self.pool {
+            Pool::Postgres(p) => SqlTx::Postgres(p.begin().await.during(context)?),
+            Pool::Sqlite(p) => SqlTx::Sqlite(p.begin().await.during(context)?),
+        })
+    }
+
+    /// Starts a transaction that will write: on SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so it never has to upgrade a read snapshot.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn begin_write(&self) -> Result<SqlTx, StoreError> {
+        let context = "starting a transaction";
+        Ok(match &self.pool {
+            Pool::Postgres(p) => SqlTx::Postgres(p.begin().await.during(context)?),
+            Pool::Sqlite(p) => {
+                SqlTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.during(context)?)
+            }
+        })
+    }
+
+    /// Closes the pool's connections (benchmarks, before dropping a scratch database).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+#[async_trait]
+impl Schema for SqlStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = self.dialect().migrator();
+        match &self.pool {
+            Pool::Postgres(p) => migrator.run(p).await?,
+            Pool::Sqlite(p) => migrator.run(p).await?,
+        }
+        Ok(())
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        let dialect = self.dialect();
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let recorded: bool = conn
+            .sql(dialect.migrations_table_exists())
+            .scalar(conn)
+            .await
+            .during("checking the schema")?;
+        let applied: Vec<i64> = if recorded {
+            conn.sql("select version from _sqlx_migrations where success")
+                .scalars(conn)
+                .await
+                .during("checking the schema")?
+        } else {
+            Vec::new()
+        };
+        require_migrations(dialect.migrator(), &applied)
+    }
+
+    async fn widen_unique(&self, apply: bool) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let dialect = self.dialect();
+        let mut statements = dialect.widen_unique_statements(&mut tx.conn()).await?;
+        if statements.is_empty() {
+            return Ok(statements);
+        }
+        statements.push(
+            "create unique index if not exists cache_entries_type_name_key_environment_uidx \
+             on cache_entries (type, name, key, environment)"
+                .to_owned(),
+        );
+        if apply {
+            for statement in &statements {
+                Sql::new(dialect, statement)
+                    .execute(&mut tx.conn())
+                    .await
+                    .during("widening a unique constraint")?;
+            }
+            tx.commit("committing the widened constraint").await?;
+        }
+        Ok(statements)
+    }
+}

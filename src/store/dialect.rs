@@ -1,0 +1,273 @@
+//! Everything PostgreSQL and SQLite do differently, in one place, each difference one method
+//! with one arm per store (the longer procedures live in `postgres.rs` and `sqlite.rs`). Every
+//! other statement is written once in the SQL both speak.
+//!
+//! | difference | PostgreSQL | SQLite |
+//! | --- | --- | --- |
+//! | schema | `migrations/postgres` | `migrations/sqlite` |
+//! | writer lock | `pg_try_advisory_xact_lock` | the write lock, taken with no busy wait |
+//! | ids of runs and events | sequences | `max + 1` under the write lock |
+//! | "now" | `now()` (the transaction's time) | bound from the clock, as text |
+//! | time arithmetic | `extract(epoch from …)` | `julianday` |
+//! | JSON functions | `->>`, `jsonb_*`, `jsonb_path_exists` | `json_extract`, `json_*`, `json_each` |
+//! | latest close per symbol | `left join lateral` | a correlated primary-key probe |
+//! | row digest | `xmin/ctid` (the row version) | BLAKE3 of the stored text |
+//! | unique constraints | `pg_index` | `pragma_index_list` |
+//! | parameters per statement | 65 535 | 32 766 |
+
+use super::sql::{Conn, Sql};
+use super::{postgres, sqlite, LockOutcome, RunId, StoreError, UniqueConstraint};
+use chrono::{DateTime, Utc};
+
+/// Which SQL a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The schema this build expects.
+    pub(super) fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Dialect::Postgres => &postgres::MIGRATOR,
+            Dialect::Sqlite => &sqlite::MIGRATOR,
+        }
+    }
+
+    /// A query answering whether sqlx's `_sqlx_migrations` table exists.
+    pub(super) fn migrations_table_exists(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "select to_regclass('_sqlx_migrations') is not null",
+            Dialect::Sqlite => {
+                "select count(*) > 0 from sqlite_master where type = 'table' and name = '_sqlx_migrations'"
+            }
+        }
+    }
+
+    /// Most parameters one statement may bind.
+    pub fn max_parameters(self) -> usize {
+        match self {
+            Dialect::Postgres => 65_535,
+            Dialect::Sqlite => 32_766,
+        }
+    }
+
+    /// The time of a write as a `timestamptz` value: PostgreSQL's `now()`, or `at` bound as text
+    /// on SQLite. Returns SQL to write (as often as needed) into `sql`.
+    pub fn now(self, sql: &mut Sql, at: DateTime<Utc>) -> String {
+        match self {
+            Dialect::Postgres => "now()".to_owned(),
+            Dialect::Sqlite => sql.param(at),
+        }
+    }
+
+    /// As `now`, for `cache_entries`' timestamps without time zone (naive UTC text on SQLite;
+    /// PostgreSQL converts `now()` in the session's time zone, as operators' SQL does).
+    pub fn now_naive(self, sql: &mut Sql, at: DateTime<Utc>) -> String {
+        match self {
+            Dialect::Postgres => "now()".to_owned(),
+            Dialect::Sqlite => sql.param(at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+        }
+    }
+
+    /// Seconds from `start` to `end` (two `timestamptz` columns), as a double.
+    pub fn seconds_between(self, start: &str, end: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("cast(extract(epoch from ({end} - {start})) as double precision)")
+            }
+            Dialect::Sqlite => format!("((julianday({end}) - julianday({start})) * 86400.0)"),
+        }
+    }
+
+    /// The text of field `field` of the JSON object in `column`.
+    pub fn json_field(self, column: &str, field: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{column}->>'{field}'"),
+            Dialect::Sqlite => format!("json_extract({column}, '$.{field}')"),
+        }
+    }
+
+    /// `'array'`, `'object'`, … for the JSON in `column`.
+    pub fn json_type(self, column: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("jsonb_typeof({column})"),
+            Dialect::Sqlite => format!("json_type({column})"),
+        }
+    }
+
+    /// The length of the JSON array in `column` (or in its field `field`); NULL when absent.
+    pub fn json_array_length(self, column: &str, field: Option<&str>) -> String {
+        match (self, field) {
+            (Dialect::Postgres, None) => format!("jsonb_array_length({column})"),
+            (Dialect::Postgres, Some(f)) => format!("jsonb_array_length({column}->'{f}')"),
+            (Dialect::Sqlite, None) => format!("json_array_length({column})"),
+            (Dialect::Sqlite, Some(f)) => format!("json_array_length({column}, '$.{f}')"),
+        }
+    }
+
+    /// Appends a condition: the event change in column `change` adds or removes `ticker`.
+    pub fn push_change_mentions(self, sql: &mut Sql, ticker: &str) {
+        match self {
+            Dialect::Postgres => {
+                for side in ["added", "removed"] {
+                    sql.push(if side == "added" { "(" } else { " or " });
+                    sql.push(&format!(
+                        "jsonb_path_exists(change, '$.lists[*].{side}[*] ? (@.ticker == $t)', \
+                         jsonb_build_object('t', "
+                    ))
+                    .push_bind(ticker)
+                    .push("))");
+                }
+                sql.push(")");
+            }
+            Dialect::Sqlite => {
+                sql.push("exists (");
+                for side in ["added", "removed"] {
+                    if side == "removed" {
+                        sql.push(" union all ");
+                    }
+                    sql.push(&format!(
+                        "select 1 from json_each(change, '$.lists') l, json_each(l.value, '$.{side}') m \
+                         where json_extract(m.value, '$.ticker') = "
+                    ))
+                    .push_bind(ticker);
+                }
+                sql.push(")");
+            }
+        }
+    }
+
+    /// `symbols s` joined to its latest close `c` on or before the date in `as_of` (a
+    /// placeholder), for active symbols: one index probe per symbol on `(symbol, date)`, never a
+    /// scan of the price history. PostgreSQL would hash-join the whole table for SQLite's form.
+    pub fn latest_close_join(self, as_of: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "symbols s left join lateral (
+                     select o.date, o.close from ohlcv_daily o
+                     where o.symbol = s.symbol and o.date <= {as_of} and s.active is true
+                     order by o.date desc limit 1
+                 ) c on true"
+            ),
+            Dialect::Sqlite => format!(
+                "symbols s left join ohlcv_daily c on c.symbol = s.symbol and s.active is true
+                      and c.date = (select o.date from ohlcv_daily o
+                                    where o.symbol = s.symbol and o.date <= {as_of}
+                                    order by o.date desc limit 1)"
+            ),
+        }
+    }
+
+    /// What identifies the stored version of a `cache_entries` row aliased `alias`: the row
+    /// version on PostgreSQL; the stored value on SQLite, which has none (see `row_digest`).
+    pub fn row_version(self, alias: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{alias}.xmin::text || '/' || {alias}.ctid::text"),
+            Dialect::Sqlite => format!("{alias}.value"),
+        }
+    }
+
+    /// `StoredRow::digest` of what `row_version` selected. SQLite's is the BLAKE3 hash of the
+    /// value text: exact (any edit of the text changes it), but it reads every owned value.
+    pub fn row_digest(self, version: String) -> String {
+        match self {
+            Dialect::Postgres => version,
+            Dialect::Sqlite => blake3::hash(version.as_bytes()).to_hex().to_string(),
+        }
+    }
+
+    /// Takes the single-writer lock for the rest of the transaction, without waiting.
+    pub(super) async fn try_lock_writer(
+        self,
+        conn: &mut Conn<'_>,
+    ) -> Result<LockOutcome, StoreError> {
+        match conn {
+            Conn::Postgres(c) => postgres::try_lock_writer(c).await,
+            Conn::Sqlite(c) => sqlite::try_lock_writer(c).await,
+        }
+    }
+
+    /// A new run id, inside the writing transaction.
+    pub(super) async fn next_run_id(self, conn: &mut Conn<'_>) -> Result<RunId, StoreError> {
+        let sql = match self {
+            Dialect::Postgres => "select nextval('cache_sync_run_id_seq')",
+            // Writers are serialized and the log is append-only: `max + 1` only grows.
+            Dialect::Sqlite => "select coalesce(max(run_id), 0) + 1 from cache_sync_run",
+        };
+        let id: i64 = conn
+            .sql(sql)
+            .scalar(conn)
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "allocating a run id",
+                source,
+            })?;
+        Ok(RunId(id))
+    }
+
+    /// `n` new event sequence numbers, ascending, inside the writing transaction.
+    pub(super) async fn next_event_seqs(
+        self,
+        conn: &mut Conn<'_>,
+        n: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let context = "allocating event sequence numbers";
+        let wrap = |source| StoreError::Query { context, source };
+        match self {
+            Dialect::Postgres => {
+                let mut seqs: Vec<i64> = conn
+                    .sql("select nextval(pg_get_serial_sequence('cache_sync_event', 'seq')) from generate_series(1, $1)")
+                    .bind(n as i64)
+                    .scalars(conn)
+                    .await
+                    .map_err(wrap)?;
+                seqs.sort_unstable();
+                Ok(seqs)
+            }
+            Dialect::Sqlite => {
+                let base: i64 = conn
+                    .sql("select coalesce(max(seq), 0) from cache_sync_event")
+                    .scalar(conn)
+                    .await
+                    .map_err(wrap)?;
+                Ok((1..=n as i64).map(|i| base + i).collect())
+            }
+        }
+    }
+
+    /// The unique constraints and unique indexes of `cache_entries` (primary key excluded).
+    pub(super) async fn unique_constraints(
+        self,
+        conn: &mut Conn<'_>,
+    ) -> Result<Vec<UniqueConstraint>, StoreError> {
+        match conn {
+            Conn::Postgres(c) => postgres::unique_constraints(c).await,
+            Conn::Sqlite(c) => Ok(sqlite::unique_indexes(c)
+                .await?
+                .into_iter()
+                .map(|(name, _, columns)| UniqueConstraint { name, columns })
+                .collect()),
+        }
+    }
+
+    /// The statements that replace unique constraints leaving out `name` (empty when none).
+    pub(super) async fn widen_unique_statements(
+        self,
+        conn: &mut Conn<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        match conn {
+            Conn::Postgres(c) => postgres::narrow_unique_drops(c).await,
+            Conn::Sqlite(c) => sqlite::narrow_unique_drops(c).await,
+        }
+    }
+
+    /// Session settings for a transaction about to write large values.
+    pub(super) async fn prepare_bulk_write(self, conn: &mut Conn<'_>) -> Result<(), StoreError> {
+        match conn {
+            Conn::Postgres(c) => postgres::prefer_lz4(c).await,
+            Conn::Sqlite(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The `JobBoard` role: API jobs (`cache_sync_job`) and their statistics.
+
+use super::database::SqlStore;
+use super::dialect::Dialect;
+use super::rows::job_record;
+use super::{JobBoard, JobRecord, JobStats, JobStatus, QueryContext, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// The columns of a job, with its duration computed.
+fn columns(dialect: Dialect) -> String {
+    format!(
+        "select job_id, mode, force, triggered_by, status, created_at, start_time, end_time,
+                {} as duration_seconds, error_details, cast(progress as text) as progress,
+                run_id, plan_id
+         from cache_sync_job",
+        dialect.seconds_between("start_time", "end_time")
+    )
+}
+
+#[async_trait]
+impl JobBoard for SqlStore {
+    async fn create_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        // One statement: the insert happens only while no job is pending or running, so two
+        // concurrent triggers cannot both get in (SQLite runs it under its write lock).
+        let inserted = conn
+            .sql(
+                "insert into cache_sync_job (job_id, mode, force, triggered_by, status, created_at,
+                     plan_id)
+                 select $1, $2, $3, $4, 'pending', $5, $6
+                 where not exists (select 1 from cache_sync_job
+                                   where status in ('pending', 'running'))",
+            )
+            .bind(&job.job_id)
+            .bind(&job.mode)
+            .bind(job.force)
+            .bind(job.triggered_by.as_str())
+            .bind(job.created_at)
+            .bind(&job.plan_id)
+            .execute(conn)
+            .await
+            .during("creating a job")?;
+        Ok(inserted == 1)
+    }
+
+    async fn update_job(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        error_details: Option<&str>,
+        run_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let mut sql = conn.sql("");
+        let now = conn.dialect().now(&mut sql, Utc::now());
+        let started = if status == JobStatus::Running {
+            now.as_str()
+        } else {
+            "start_time"
+        };
+        let ended = if status.is_finished() {
+            now.as_str()
+        } else {
+            "end_time"
+        };
+        let status_param = sql.param(status.as_str());
+        let details = sql.param(error_details);
+        let run = sql.param(run_id);
+        let job = sql.param(job_id);
+        sql.push(&format!(
+            "update cache_sync_job set status = {status_param}, start_time = {started},
+                 end_time = {ended}, error_details = coalesce({details}, error_details),
+                 run_id = coalesce({run}, run_id)
+             where job_id = {job}"
+        ));
+        sql.execute(conn).await.during("updating a job")?;
+        Ok(())
+    }
+
+    async fn job_progress(
+        &self,
+        job_id: &str,
+        progress: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        conn.sql("update cache_sync_job set progress = $2 where job_id = $1")
+            .bind(job_id)
+            .bind(progress)
+            .execute(conn)
+            .await
+            .during("recording job progress")?;
+        Ok(())
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        conn.sql(&format!("{} where job_id = $1", columns(conn.dialect())))
+            .bind(job_id)
+            .fetch_rows(conn)
+            .await
+            .during("reading a job")?
+            .first()
+            .map(job_record)
+            .transpose()
+    }
+
+    async fn list_jobs(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<JobRecord>, i64), StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let jobs = conn
+            .sql(&format!(
+                "{} order by created_at desc, job_id limit $1 offset $2",
+                columns(conn.dialect())
+            ))
+            .bind(limit)
+            .bind(offset)
+            .fetch_rows(conn)
+            .await
+            .during("listing jobs")?
+            .iter()
+            .map(job_record)
+            .collect::<Result<_, _>>()?;
+        let total: i64 = conn
+            .sql("select count(*) from cache_sync_job")
+            .scalar(conn)
+            .await
+            .during("counting jobs")?;
+        Ok((jobs, total))
+    }
+
+    async fn fail_abandoned_jobs(&self, reason: &str) -> Result<u64, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let mut sql = conn.sql("");
+        let now = conn.dialect().now(&mut sql, Utc::now());
+        let reason = sql.param(reason);
+        sql.push(&format!(
+            "update cache_sync_job set status = 'failed', end_time = {now}, error_details = {reason}
+             where status in ('pending', 'running')"
+        ));
+        sql.execute(conn).await.during("failing abandoned jobs")
+    }
+
+    async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let seconds = conn.dialect().seconds_between("start_time", "end_time");
+        let rows = conn
+            .sql(&format!(
+                "select count(*) as total,
+                        count(*) filter (where status = 'completed') as completed,
+                        count(*) filter (where status = 'failed') as failed,
+                        count(*) filter (where status in ('pending', 'running')) as running,
+                        avg({seconds}) filter (where status = 'completed') as avg,
+                        max(end_time) filter (where status = 'completed') as last
+                 from cache_sync_job where created_at >= $1"
+            ))
+            .bind(since)
+            .fetch_rows(conn)
+            .await
+            .during("computing job statistics")?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("no job statistics row".to_owned()))?;
+        let get = "reading job statistics";
+        Ok(JobStats {
+            total: r.get("total", get)?,
+            completed: r.get("completed", get)?,
+            failed: r.get("failed", get)?,
+            running: r.get("running", get)?,
+            average_duration_seconds: r.get("avg", get)?,
+            last_completed_at: r.get("last", get)?,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! The `LogReader` role: runs, events, checkpoints and live values read back for history,
+//! replay, show and verify.
+
+use super::database::SqlStore;
+use super::rows::{parse_family, parse_hash, parse_json, parse_op, run_summary};
+use super::{
+    Checkpoint, EventFilter, LogReader, LoggedEvent, QueryContext, RunSummary, StoreError,
+};
+use crate::domain::diff::EntryChange;
+use crate::domain::types::{EntryKey, RunId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// `and entry_type = … and entry_name = … and entry_key = …` for one entry.
+fn push_entry(sql: &mut super::sql::Sql, key: &EntryKey) {
+    sql.push(" and entry_type = ").push_bind(&key.entry_type);
+    sql.push(" and entry_name = ").push_bind(&key.name);
+    sql.push(" and entry_key = ").push_bind(&key.key);
+}
+
+#[async_trait]
+impl LogReader for SqlStore {
+    async fn read_runs(
+        &self,
+        environment: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RunSummary>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let rows = conn
+            .sql(
+                "select run_id, trigger, families, as_of, config_hash, status, forced, started_at,
+                        finished_at, created_count, updated_count, deleted_count, unchanged_count,
+                        error
+                 from cache_sync_run where environment = $1 order by run_id desc limit $2 offset $3",
+            )
+            .bind(environment)
+            .bind(limit)
+            .bind(offset)
+            .fetch_rows(conn)
+            .await
+            .during("reading runs")?;
+        rows.iter().map(run_summary).collect()
+    }
+
+    async fn run_at(
+        &self,
+        environment: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<RunId>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let id: Option<i64> = conn
+            .sql(
+                "select max(run_id) from cache_sync_run
+                 where environment = $1 and status = 'completed' and finished_at <= $2",
+            )
+            .bind(environment)
+            .bind(at)
+            .scalar(conn)
+            .await
+            .during("finding the run at a time")?;
+        Ok(id.map(RunId))
+    }
+
+    async fn read_events(
+        &self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let mut sql = conn.sql(
+            "select seq, run_id, entry_type, entry_name, entry_key, version, op, family,
+                    hash_before, hash_after, cast(change as text) as change, recorded_at
+             from cache_sync_event where environment = ",
+        );
+        sql.push_bind(environment);
+        if let Some(key) = &filter.key {
+            push_entry(&mut sql, key);
+        }
+        if let Some(run) = filter.after_run {
+            sql.push(" and run_id > ").push_bind(run.0);
+        }
+        if let Some(run) = filter.up_to_run {
+            sql.push(" and run_id <= ").push_bind(run.0);
+        }
+        if let Some(symbol) = &filter.symbol {
+            sql.push(" and ");
+            conn.dialect().push_change_mentions(&mut sql, symbol);
+        }
+        sql.push(if filter.newest_first {
+            " order by seq desc"
+        } else {
+            " order by seq"
+        });
+        if let Some(limit) = filter.limit {
+            sql.push(" limit ").push_bind(limit);
+        }
+        let rows = sql.fetch_rows(conn).await.during("reading events")?;
+        let get = "reading an event";
+        rows.into_iter()
+            .map(|r| {
+                Ok(LoggedEvent {
+                    seq: r.get("seq", get)?,
+                    run_id: RunId(r.get("run_id", get)?),
+                    key: EntryKey::new(
+                        r.get::<String>("entry_type", get)?,
+                        r.get::<String>("entry_name", get)?,
+                        r.get::<String>("entry_key", get)?,
+                    ),
+                    version: r.get("version", get)?,
+                    op: parse_op(&r.get::<String>("op", get)?)?,
+                    family: parse_family(&r.get::<String>("family", get)?)?,
+                    hash_before: parse_hash(r.get("hash_before", get)?)?,
+                    hash_after: parse_hash(r.get("hash_after", get)?)?,
+                    // Parsed straight from text into the typed change: replay reads thousands.
+                    change: r.json::<EntryChange>("change", get)?,
+                    recorded_at: r.get("recorded_at", get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoint_before(
+        &self,
+        environment: &str,
+        run_id: RunId,
+        key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let found: Option<(i64, i64)> = conn
+            .sql(
+                "select run_id, max(last_seq) from cache_sync_checkpoint
+                 where environment = $1 and run_id <= $2
+                 group by run_id order by run_id desc limit 1",
+            )
+            .bind(environment)
+            .bind(run_id.0)
+            .fetch_optional(conn)
+            .await
+            .during("finding a checkpoint")?;
+        let Some((checkpoint_run, last_seq)) = found else {
+            return Ok(None);
+        };
+        let mut sql = conn.sql(
+            "select entry_type, entry_name, entry_key, family, cast(value as text), hash
+             from cache_sync_checkpoint where environment = ",
+        );
+        sql.push_bind(environment)
+            .push(" and run_id = ")
+            .push_bind(checkpoint_run);
+        if let Some(key) = key {
+            push_entry(&mut sql, key);
+        }
+        let rows: Vec<(String, String, String, String, String, String)> =
+            sql.fetch_all(conn).await.during("reading a checkpoint")?;
+        let entries = rows
+            .into_iter()
+            .map(|(t, n, k, family, value, hash)| {
+                let hash = parse_hash(Some(hash))?
+                    .ok_or_else(|| StoreError::Corrupt("a checkpoint without hash".to_owned()))?;
+                Ok((
+                    EntryKey::new(t, n, k),
+                    parse_family(&family)?,
+                    parse_json(&value, "a checkpoint value")?,
+                    hash,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(Checkpoint {
+            run_id: RunId(checkpoint_run),
+            last_seq,
+            entries,
+        }))
+    }
+
+    async fn live_value(
+        &self,
+        environment: &str,
+        key: &EntryKey,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        let text: Option<(String,)> = conn
+            .sql(
+                "select cast(value as text) from cache_entries
+                 where environment = $1 and type = $2 and name = $3 and key = $4
+                 order by id limit 1",
+            )
+            .bind(environment)
+            .bind(&key.entry_type)
+            .bind(&key.name)
+            .bind(&key.key)
+            .fetch_optional(conn)
+            .await
+            .during("reading a live value")?;
+        text.map(|(t,)| parse_json(&t, "a cache_entries value"))
+            .transpose()
+    }
+}

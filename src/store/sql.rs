@@ -1,0 +1,447 @@
+//! The shared SQL layer: every statement is written once, as text in the SQL both stores speak
+//! (`$1` parameters, `cast(… as …)`, `values` lists, `on conflict`), with bound parameters in a
+//! store-neutral `Param`. A statement is rendered for the connection's dialect, so the few
+//! places where PostgreSQL and SQLite differ are fragments asked of `Dialect` (see
+//! `store/dialect.rs`) instead of second copies of a statement. Values are always bound, never
+//! spliced into SQL text.
+//!
+//! Rows decode through sqlx on either store: by name (`Row::get`) or as a tuple
+//! (`Sql::fetch_all_as`), for any column type both drivers decode (`Column`).
+
+use super::dialect::Dialect;
+use super::{QueryContext, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgRow, PgTypeInfo};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{
+    Arguments, Decode, Encode, FromRow, PgConnection, Postgres, Sqlite, SqliteConnection, Type,
+};
+
+/// JSON as canonical `serde_json` text: bound as `jsonb` on PostgreSQL and as text on SQLite,
+/// so a value is serialised once and never cloned as a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(pub String);
+
+impl Type<Postgres> for JsonText {
+    fn type_info() -> PgTypeInfo {
+        <serde_json::Value as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for JsonText {
+    fn encode_by_ref(
+        &self,
+        buf: &mut PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        // jsonb's binary format: a version byte, then the text.
+        buf.push(1);
+        buf.extend_from_slice(self.0.as_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
+/// One bound parameter. Each variant carries its SQL type even when NULL, because PostgreSQL
+/// types every parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Bool(Option<bool>),
+    Int(Option<i64>),
+    Float(Option<f64>),
+    Text(Option<String>),
+    Date(Option<NaiveDate>),
+    /// A `timestamptz`; SQLite holds RFC 3339 UTC text with fixed-width microseconds, so text
+    /// order is time order.
+    Time(DateTime<Utc>),
+    Json(JsonText),
+}
+
+impl Param {
+    /// JSON of any serialisable value.
+    ///
+    /// # Errors
+    /// `StoreError::Corrupt` when the value does not serialise.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, StoreError> {
+        Ok(Param::Json(json_text(value)?))
+    }
+}
+
+/// Canonical JSON text of a value.
+///
+/// # Errors
+/// `StoreError::Corrupt` when the value does not serialise.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsonText, StoreError> {
+    serde_json::to_string(value)
+        .map(JsonText)
+        .map_err(|e| StoreError::Corrupt(format!("unserializable JSON: {e}")))
+}
+
+/// A `timestamptz` as SQLite stores it (see `Param::Time`).
+pub fn sqlite_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+macro_rules! param_from {
+    ($($t:ty => $variant:ident($convert:expr)),* $(,)?) => {$(
+        impl From<$t> for Param {
+            fn from(v: $t) -> Self {
+                Param::$variant($convert(v))
+            }
+        }
+    )*};
+}
+
+param_from! {
+    bool => Bool(Some),
+    Option<bool> => Bool(|v| v),
+    i64 => Int(Some),
+    i32 => Int(|v: i32| Some(i64::from(v))),
+    Option<i64> => Int(|v| v),
+    f64 => Float(Some),
+    Option<f64> => Float(|v| v),
+    &str => Text(|v: &str| Some(v.to_owned())),
+    String => Text(Some),
+    &String => Text(|v: &String| Some(v.clone())),
+    Option<&str> => Text(|v: Option<&str>| v.map(str::to_owned)),
+    Option<String> => Text(|v| v),
+    &Option<String> => Text(|v: &Option<String>| v.clone()),
+    NaiveDate => Date(Some),
+    Option<NaiveDate> => Date(|v| v),
+    DateTime<Utc> => Time(|v| v),
+    JsonText => Json(|v| v),
+}
+
+impl From<&serde_json::Value> for Param {
+    fn from(v: &serde_json::Value) -> Self {
+        Param::Json(JsonText(v.to_string()))
+    }
+}
+
+impl From<serde_json::Value> for Param {
+    fn from(v: serde_json::Value) -> Self {
+        Param::from(&v)
+    }
+}
+
+/// A column type both drivers decode.
+pub trait Column:
+    for<'r> Decode<'r, Postgres>
+    + Type<Postgres>
+    + for<'r> Decode<'r, Sqlite>
+    + Type<Sqlite>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> Column for T where
+    T: for<'r> Decode<'r, Postgres>
+        + Type<Postgres>
+        + for<'r> Decode<'r, Sqlite>
+        + Type<Sqlite>
+        + Send
+        + Unpin
+{
+}
+
+/// A row type both drivers decode (tuples of `Column`s).
+pub trait Record:
+    for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{
+}
+
+impl<T> Record for T where
+    T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{
+}
+
+/// A connection of either store, borrowed for a few statements.
+pub enum Conn<'c> {
+    Postgres(&'c mut PgConnection),
+    Sqlite(&'c mut SqliteConnection),
+}
+
+impl Conn<'_> {
+    /// Which SQL this connection speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Postgres(_) => Dialect::Postgres,
+            Conn::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// A statement for this connection.
+    pub fn sql(&self, text: &str) -> Sql {
+        Sql::new(self.dialect(), text)
+    }
+}
+
+/// A fetched row of either store.
+pub enum Row {
+    Postgres(PgRow),
+    Sqlite(SqliteRow),
+}
+
+impl Row {
+    /// The column `name`.
+    ///
+    /// # Errors
+    /// `StoreError::Query` naming `context` when the column is missing or of another type.
+    pub fn get<T: Column>(&self, name: &str, context: &'static str) -> Result<T, StoreError> {
+        use sqlx::Row as _;
+        match self {
+            Row::Postgres(r) => r.try_get(name),
+            Row::Sqlite(r) => r.try_get(name),
+        }
+        .during(context)
+    }
+
+    /// The text column `name` parsed as JSON.
+    ///
+    /// # Errors
+    /// As `get`, and `StoreError::Corrupt` when the text does not parse.
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        context: &'static str,
+    ) -> Result<T, StoreError> {
+        let text: String = self.get(name, context)?;
+        super::rows::parse_json(&text, name)
+    }
+}
+
+/// A statement and its parameters, rendered for one dialect.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    dialect: Dialect,
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    /// A statement in `dialect`; `$n` placeholders in `text` refer to the n-th `bind`.
+    pub fn new(dialect: Dialect, text: &str) -> Self {
+        Self {
+            dialect,
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    /// The dialect it is rendered for.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Binds the next `$n`.
+    pub fn bind(mut self, param: impl Into<Param>) -> Self {
+        self.params.push(param.into());
+        self
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Binds a parameter and returns its placeholder, to be written (once or more) into the text.
+    pub fn param(&mut self, param: impl Into<Param>) -> String {
+        self.params.push(param.into());
+        format!("${}", self.params.len())
+    }
+
+    /// Appends a bound parameter's placeholder.
+    pub fn push_bind(&mut self, param: impl Into<Param>) -> &mut Self {
+        let placeholder = self.param(param);
+        self.push(&placeholder)
+    }
+
+    /// Appends `(p1, p2, …)`, one placeholder per item: an id list for `in`.
+    pub fn push_list<P: Into<Param>>(&mut self, items: impl IntoIterator<Item = P>) -> &mut Self {
+        self.push("(");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push_bind(item);
+        }
+        self.push(")")
+    }
+
+    /// Appends `values (…), (…)`: one parenthesised tuple per row, its parameters added by
+    /// `row` (which may also write fragments such as a shared timestamp placeholder).
+    pub fn push_values<T>(
+        &mut self,
+        rows: &[T],
+        mut row: impl FnMut(&mut Tuple<'_>, &T),
+    ) -> &mut Self {
+        self.push("values ");
+        for (i, item) in rows.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("(");
+            let mut tuple = Tuple {
+                sql: self,
+                first: true,
+            };
+            row(&mut tuple, item);
+            self.push(")");
+        }
+        self
+    }
+
+    /// Executes; the number of rows affected.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn execute(self, conn: &mut Conn<'_>) -> Result<u64, sqlx::Error> {
+        match conn {
+            Conn::Postgres(c) => Ok(sqlx::query_with(&self.text, self.pg_arguments()?)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()),
+            Conn::Sqlite(c) => Ok(sqlx::query_with(&self.text, self.sqlite_arguments()?)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    /// Every row.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn fetch_rows(self, conn: &mut Conn<'_>) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match conn {
+            Conn::Postgres(c) => sqlx::query_with(&self.text, self.pg_arguments()?)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+            Conn::Sqlite(c) => sqlx::query_with(&self.text, self.sqlite_arguments()?)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+        })
+    }
+
+    /// Every row, decoded as `T` (a tuple of columns).
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn fetch_all<T: Record>(self, conn: &mut Conn<'_>) -> Result<Vec<T>, sqlx::Error> {
+        self.fetch_rows(conn)
+            .await?
+            .iter()
+            .map(|row| match row {
+                Row::Postgres(r) => T::from_row(r),
+                Row::Sqlite(r) => T::from_row(r),
+            })
+            .collect()
+    }
+
+    /// At most one row (the first), decoded as `T`.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn fetch_optional<T: Record>(
+        self,
+        conn: &mut Conn<'_>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        Ok(self.fetch_all(conn).await?.into_iter().next())
+    }
+
+    /// The first column of the one row.
+    ///
+    /// # Errors
+    /// The driver's error; `RowNotFound` when there is no row.
+    pub async fn scalar<T: Column>(self, conn: &mut Conn<'_>) -> Result<T, sqlx::Error> {
+        self.fetch_optional::<(T,)>(conn)
+            .await?
+            .map(|(v,)| v)
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// The first column of every row.
+    ///
+    /// # Errors
+    /// The driver's error.
+    pub async fn scalars<T: Column>(self, conn: &mut Conn<'_>) -> Result<Vec<T>, sqlx::Error> {
+        Ok(self
+            .fetch_all::<(T,)>(conn)
+            .await?
+            .into_iter()
+            .map(|(v,)| v)
+            .collect())
+    }
+
+    fn pg_arguments(&self) -> Result<PgArguments, sqlx::Error> {
+        debug_assert_eq!(self.dialect, Dialect::Postgres, "{}", self.text);
+        let mut out = PgArguments::default();
+        for p in &self.params {
+            match p {
+                Param::Bool(v) => out.add(*v),
+                Param::Int(v) => out.add(*v),
+                Param::Float(v) => out.add(*v),
+                Param::Text(v) => out.add(v.clone()),
+                Param::Date(v) => out.add(*v),
+                Param::Time(v) => out.add(*v),
+                Param::Json(v) => out.add(v.clone()),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+        Ok(out)
+    }
+
+    fn sqlite_arguments(&self) -> Result<SqliteArguments<'static>, sqlx::Error> {
+        debug_assert_eq!(self.dialect, Dialect::Sqlite, "{}", self.text);
+        let mut out = SqliteArguments::default();
+        for p in &self.params {
+            match p {
+                Param::Bool(v) => out.add(*v),
+                Param::Int(v) => out.add(*v),
+                Param::Float(v) => out.add(*v),
+                Param::Text(v) => out.add(v.clone()),
+                Param::Date(v) => out.add(*v),
+                Param::Time(v) => out.add(sqlite_time(*v)),
+                Param::Json(v) => out.add(v.0.clone()),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+        Ok(out)
+    }
+}
+
+/// One row of a `values` list being written.
+pub struct Tuple<'s> {
+    sql: &'s mut Sql,
+    first: bool,
+}
+
+impl Tuple<'_> {
+    /// The next value, bound.
+    pub fn bind(&mut self, param: impl Into<Param>) -> &mut Self {
+        let placeholder = self.sql.param(param);
+        self.raw(&placeholder)
+    }
+
+    /// The next value as SQL text (a placeholder bound earlier, or `now()`).
+    pub fn raw(&mut self, text: &str) -> &mut Self {
+        if !self.first {
+            self.sql.push(", ");
+        }
+        self.first = false;
+        self.sql.push(text);
+        self
+    }
+}
+
+/// Rows per statement for a multi-row `values` list of `columns` parameters per row, within the
+/// dialect's limit on bound parameters (leaving room for a few more).
+pub fn rows_per_statement(dialect: Dialect, columns: usize) -> usize {
+    ((dialect.max_parameters() - 8) / columns.max(1)).max(1)
+}
