@@ -1,11 +1,11 @@
 use std::time::Instant;
+use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::domain::catalog::compute_catalog;
 use tickstock_cache_sync::domain::config::CatalogConfig;
 use tickstock_cache_sync::domain::invariants::check_catalog;
 use tickstock_cache_sync::domain::market::{LatestClose, MarketSnapshot};
 use tickstock_cache_sync::domain::securities::normalize;
 use tickstock_cache_sync::domain::types::FamilySelection;
-use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -3,7 +3,7 @@
 
 use crate::domain::fingerprint::{hash_value, ContentHash};
 use crate::domain::members::member_lists;
-use crate::domain::replay::{fold, FoldError, ReplayEvent, State};
+use crate::domain::replay::{fold, FoldError, ReplayEvent, ReplayedCatalog};
 use crate::domain::types::{EntryKey, RunId};
 use crate::store::{EventFilter, LogReader, LoggedEvent, RunStatus, RunSummary, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -32,12 +32,15 @@ pub enum HistoryError {
     },
 }
 
-/// Which point in history.
+/// Which point in history a read asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum At {
+pub enum PointInHistory {
+    /// The live rows.
     Now,
-    Run(RunId),
-    Time(DateTime<Utc>),
+    /// Just after this completed run.
+    AfterRun(RunId),
+    /// After the last completed run that finished at or before this time.
+    AtTime(DateTime<Utc>),
 }
 
 /// How a replay went.
@@ -79,14 +82,14 @@ async fn completed_run(
 pub async fn resolve(
     store: &dyn LogReader,
     environment: &str,
-    at: At,
+    at: PointInHistory,
 ) -> Result<Option<RunId>, HistoryError> {
     match at {
-        At::Now => Ok(None),
-        At::Run(run_id) => completed_run(store, environment, run_id)
+        PointInHistory::Now => Ok(None),
+        PointInHistory::AfterRun(run_id) => completed_run(store, environment, run_id)
             .await
             .map(|r| Some(r.run_id)),
-        At::Time(t) => store
+        PointInHistory::AtTime(t) => store
             .run_at(environment, t)
             .await?
             .map(Some)
@@ -104,10 +107,10 @@ pub async fn replay_state(
     environment: &str,
     run_id: RunId,
     key: Option<&EntryKey>,
-) -> Result<(State, ReplayStats), HistoryError> {
+) -> Result<(ReplayedCatalog, ReplayStats), HistoryError> {
     let started = Instant::now();
     let checkpoint = store.checkpoint_before(environment, run_id, key).await?;
-    let mut state = State::new();
+    let mut state = ReplayedCatalog::new();
     let mut after_run = None;
     if let Some(cp) = &checkpoint {
         for (entry, family, value, stored) in &cp.entries {
@@ -159,7 +162,7 @@ fn replay_event(e: &LoggedEvent) -> ReplayEvent<'_> {
 
 /// One universe's value at a point in history.
 #[derive(Debug, Clone, Serialize)]
-pub struct Shown {
+pub struct UniverseSnapshot {
     pub universe: String,
     pub run_id: Option<RunId>,
     pub value: Option<Value>,
@@ -175,8 +178,8 @@ pub async fn show(
     store: &dyn LogReader,
     environment: &str,
     key: &EntryKey,
-    at: At,
-) -> Result<Shown, HistoryError> {
+    at: PointInHistory,
+) -> Result<UniverseSnapshot, HistoryError> {
     let run_id = resolve(store, environment, at).await?;
     let value = match run_id {
         None => store.live_value(environment, key).await?,
@@ -186,7 +189,7 @@ pub async fn show(
             .remove(key)
             .map(|(_, v)| v),
     };
-    Ok(Shown {
+    Ok(UniverseSnapshot {
         universe: key.to_string(),
         run_id,
         hash: value.as_ref().map(hash_value),
@@ -322,7 +325,7 @@ pub async fn replay(
                 },
             )
             .await?;
-        let mut full = State::new();
+        let mut full = ReplayedCatalog::new();
         fold(&mut full, events.iter().map(replay_event))?;
         let keys: BTreeSet<&EntryKey> = state.keys().chain(full.keys()).collect();
         for key in keys {
@@ -350,7 +353,7 @@ pub async fn replay(
 
 /// One live row that differs from the log.
 #[derive(Debug, Clone, Serialize)]
-pub struct Difference {
+pub struct DriftedRow {
     pub universe: String,
     /// `edited`, `deleted` (the log says it exists) or `inserted` (the log never wrote it).
     pub kind: &'static str,
@@ -380,7 +383,7 @@ pub async fn describe_drift(
     store: &dyn LogReader,
     environment: &str,
     drift: &[EntryKey],
-) -> Result<Vec<Difference>, HistoryError> {
+) -> Result<Vec<DriftedRow>, HistoryError> {
     let latest = store
         .read_runs(environment, 1, 0)
         .await?
@@ -403,7 +406,7 @@ pub async fn describe_drift(
             _ => "edited",
         };
         let (had, has) = (tickers(logged.as_ref()), tickers(live.as_ref()));
-        out.push(Difference {
+        out.push(DriftedRow {
             universe: key.to_string(),
             kind,
             logged_hash: logged.as_ref().map(hash_value),

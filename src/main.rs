@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use tickstock_cache_sync::commands::execute;
+use tickstock_cache_sync::cli::execute;
 use tickstock_cache_sync::config::Config;
 use tickstock_cache_sync::telemetry;
 

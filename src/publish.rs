@@ -160,6 +160,13 @@ impl Publisher {
         Ok(())
     }
 
+    /// As `notify`, for notices nothing depends on: an unreachable Redis is logged, never fatal.
+    pub async fn announce(&self, channel: &str, event: &str, payload: &Value) {
+        if let Err(e) = self.notify(channel, event, payload).await {
+            tracing::warn!(error = %e, event, "notice not published");
+        }
+    }
+
     /// Waits up to `timeout` for a message on Phase 2's completion channel, unless `already`
     /// (evaluated once subscribed, so nothing slips between the check and the wait) says the
     /// import is done. `Ok(false)` on timeout.
@@ -239,5 +246,31 @@ impl Publisher {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?)
+    }
+}
+
+/// The payloads of a run's notices, published as it happens (not through the outbox).
+pub mod notices {
+    use serde_json::{json, Value};
+
+    /// `cache_sync_triggered`: a run was asked for.
+    pub fn sync_triggered(job_id: &str, mode: &str, force: bool, triggered_by: &str) -> Value {
+        json!({"job_id": job_id, "mode": mode, "force": force, "triggered_by": triggered_by})
+    }
+
+    /// `phase_started`: Phase 2.5 starts.
+    pub fn phase_started(job_id: &str, mode: &str) -> Value {
+        json!({"phase": "2.5", "job_id": job_id, "mode": mode})
+    }
+
+    /// `phase_progress`: a step of the run was reached.
+    pub fn phase_progress(job_id: &str, step: &str, percent: u8, entries_changed: usize) -> Value {
+        json!({"phase": "2.5", "job_id": job_id, "step": step, "percent": percent,
+               "entries_changed": entries_changed})
+    }
+
+    /// `cache_sync_failed` (on the errors channel): the run did not complete.
+    pub fn run_failed(job_id: &str, error: &str) -> Value {
+        json!({"job_id": job_id, "phase": "2.5", "error": error})
     }
 }

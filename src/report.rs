@@ -12,7 +12,6 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// Milliseconds spent in each step.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -163,128 +162,6 @@ impl PlanReport {
     pub fn plan_id(&self) -> String {
         self.plan_id.clone()
     }
-
-    /// The operator's view.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Plan as of {} (config {})",
-            self.as_of,
-            &self.config_hash.to_hex()[..12]
-        );
-        render_summary(&mut out, &self.summary);
-        render_deltas(&mut out, &self.deltas);
-        render_notes(
-            &mut out,
-            &self.refusals,
-            &self.drift,
-            &self.warnings,
-            &self.input,
-        );
-        if self.deltas.is_empty() {
-            let _ = writeln!(out, "Nothing to change.");
-        }
-        out
-    }
-}
-
-fn render_summary(out: &mut String, summary: &BTreeMap<Family, FamilySummary>) {
-    let _ = writeln!(
-        out,
-        "{:<16} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8}",
-        "family", "create", "update", "delete", "unchanged", "+members", "-members"
-    );
-    for (family, s) in summary {
-        let _ = writeln!(
-            out,
-            "{:<16} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8}",
-            family.as_str(),
-            s.create,
-            s.update,
-            s.delete,
-            s.unchanged,
-            s.members_added,
-            s.members_removed
-        );
-    }
-}
-
-const SHOWN_MEMBERS: usize = 8;
-
-fn render_members(out: &mut String, sign: char, members: &[MemberLine]) {
-    if members.is_empty() {
-        return;
-    }
-    let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for m in members {
-        by_reason.entry(m.reason).or_default().push(&m.ticker);
-    }
-    for (reason, tickers) in by_reason {
-        let shown: Vec<&str> = tickers.iter().take(SHOWN_MEMBERS).copied().collect();
-        let more = tickers.len().saturating_sub(SHOWN_MEMBERS);
-        let tail = if more > 0 {
-            format!(" … +{more}")
-        } else {
-            String::new()
-        };
-        let _ = writeln!(out, "      {sign} {} ({reason}){tail}", shown.join(" "));
-    }
-}
-
-fn render_deltas(out: &mut String, deltas: &[DeltaLine]) {
-    for d in deltas {
-        let what = match (d.op, d.metadata_only) {
-            (Op::Update, true) => "update (figures only)",
-            (Op::Create, _) => "create",
-            (Op::Update, _) => "update",
-            (Op::Delete, _) => "delete",
-        };
-        let _ = writeln!(out, "  {what:<22} {}/{}/{}", d.entry_type, d.name, d.key);
-        if d.op != Op::Create {
-            render_members(out, '+', &d.added);
-        }
-        render_members(out, '-', &d.removed);
-        if !d.reranked.is_empty() || d.revalued > 0 {
-            let _ = writeln!(
-                out,
-                "      ~ {} re-ranked, {} re-valued",
-                d.reranked.len(),
-                d.revalued
-            );
-        }
-    }
-}
-
-fn render_notes(
-    out: &mut String,
-    refusals: &[Refusal],
-    drift: &[String],
-    warnings: &[crate::domain::config::ConfigWarning],
-    input: &InputReport,
-) {
-    for r in refusals {
-        let _ = writeln!(out, "GUARD: {r} (a run needs --force)");
-    }
-    for d in drift {
-        let _ = writeln!(
-            out,
-            "DRIFT: {d} was changed outside the job; a run reconciles it (reason manual_drift)"
-        );
-    }
-    for w in warnings {
-        let _ = writeln!(out, "warning: {}: {}", w.source, w.message);
-    }
-    let _ = writeln!(
-        out,
-        "Input: {} symbol rows, {} eligible stocks, {} active ETFs, {} market-cap fallbacks {:?}, excluded {:?}",
-        input.symbol_rows,
-        input.eligible_stocks,
-        input.active_etfs,
-        input.fallback_total(),
-        input.cap_fallbacks,
-        input.excluded
-    );
 }
 
 /// How a run ended.
@@ -381,44 +258,5 @@ impl std::ops::Deref for RunReport {
 impl std::ops::DerefMut for RunReport {
     fn deref_mut(&mut self) -> &mut RunOutcome {
         &mut self.outcome
-    }
-}
-
-impl RunReport {
-    /// The operator's view.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let id = self.run_id.map_or("-".to_owned(), |r| r.to_string());
-        let _ = writeln!(
-            out,
-            "Run {id} {:?}{} as of {}: {} created, {} updated, {} deleted, {} unchanged in {:.3}s",
-            self.status,
-            if self.forced { " (forced)" } else { "" },
-            self.as_of,
-            self.created,
-            self.updated,
-            self.deleted,
-            self.unchanged,
-            self.duration_seconds
-        );
-        render_summary(&mut out, &self.summary);
-        render_deltas(&mut out, &self.deltas);
-        if !self.reasons.is_empty() {
-            let _ = writeln!(out, "Member changes by reason: {:?}", self.reasons);
-        }
-        render_notes(
-            &mut out,
-            &self.refusals,
-            &self.drift,
-            &self.warnings,
-            &self.input,
-        );
-        let t = &self.timings;
-        let _ = writeln!(
-            out,
-            "Steps (ms): load market {:.1}, compute {:.1}, load current {:.1}, diff {:.1}, apply {:.1}, commit {:.1}",
-            t.load_market_ms, t.compute_ms, t.load_current_ms, t.diff_ms, t.apply_ms, t.commit_ms
-        );
-        out
     }
 }

@@ -15,9 +15,10 @@
 //!
 //! Layout: `sql.rs` is the shared SQL layer (statements, parameters, rows); `dialect.rs` is the
 //! one place PostgreSQL and SQLite differ, with `postgres.rs` and `sqlite.rs` behind it;
-//! `database.rs` opens either; `event_log.rs`, `log_reader.rs`, `outbox.rs`, `job_board.rs`,
-//! `views.rs` implement the roles; `records.rs` holds what they exchange; `rows.rs` decodes.
+//! `database.rs` opens either; `event_log.rs` (with `append.rs`, what a run writes),
+//! `log_reader.rs`, `outbox.rs`, `job_board.rs`, `views.rs` implement the roles; `records.rs` holds what they exchange; `rows.rs` decodes.
 
+mod append;
 mod database;
 pub mod dialect;
 mod event_log;

@@ -193,7 +193,7 @@ pub type ForcedReasons = HashMap<EntryKey, ReasonCode>;
 
 /// What the caller already knows about the live rows.
 #[derive(Debug, Clone, Default)]
-pub struct Known {
+pub struct LiveRowFacts {
     /// Reasons forced on every member change of an entry (drift reconciliation).
     pub forced: ForcedReasons,
     /// Desired entries whose live row is known to hold exactly the desired value (by digest),
@@ -207,9 +207,9 @@ pub fn diff(
     catalog: &Catalog,
     current: &[CurrentEntry],
     ctx: &ReasonContext<'_>,
-    known: &Known,
+    facts: &LiveRowFacts,
 ) -> Vec<Delta> {
-    let forced = &known.forced;
+    let forced = &facts.forced;
     let mut live: BTreeMap<&EntryKey, &CurrentEntry> = BTreeMap::new();
     let mut duplicates: Vec<&CurrentEntry> = Vec::new();
     let mut sorted: Vec<&CurrentEntry> = current
@@ -227,7 +227,7 @@ pub fn diff(
 
     let mut deltas = Vec::new();
     for (key, desired) in &catalog.entries {
-        if known.unchanged.contains(key) {
+        if facts.unchanged.contains(key) {
             continue;
         }
         let force = forced.get(key).copied();

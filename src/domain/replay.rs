@@ -150,7 +150,7 @@ fn rebuild_list(
 }
 
 /// A replayed state: every live owned entry with its family and value.
-pub type State = std::collections::BTreeMap<
+pub type ReplayedCatalog = std::collections::BTreeMap<
     crate::domain::types::EntryKey,
     (crate::domain::types::Family, Value),
 >;
@@ -190,7 +190,7 @@ pub enum FoldError {
 /// # Errors
 /// The first event that does not apply or whose result does not match its logged hash.
 pub fn fold<'a>(
-    state: &mut State,
+    state: &mut ReplayedCatalog,
     events: impl IntoIterator<Item = ReplayEvent<'a>>,
 ) -> Result<(), FoldError> {
     for event in events {

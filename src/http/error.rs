@@ -84,16 +84,17 @@ impl From<crate::history::HistoryError> for ApiError {
     }
 }
 
-impl From<crate::job::JobError> for ApiError {
-    fn from(e: crate::job::JobError) -> Self {
-        use crate::job::JobError;
+impl From<crate::job::RunError> for ApiError {
+    fn from(e: crate::job::RunError) -> Self {
+        use crate::job::RunError;
         match e {
-            JobError::LockHeld => ApiError::AlreadyRunning("the writer lock is held".to_owned()),
-            JobError::Refused { .. } | JobError::Collision { .. } => {
+            RunError::LockHeld => ApiError::AlreadyRunning("the writer lock is held".to_owned()),
+            RunError::Refused { .. } | RunError::Collision { .. } => {
                 ApiError::Refused(e.to_string())
             }
-            JobError::Config(c) => ApiError::BadRequest(c.to_string()),
-            JobError::NoPrices => ApiError::Conflict(e.to_string()),
+            RunError::Config(c) => ApiError::BadRequest(c.to_string()),
+            RunError::NoPrices => ApiError::Conflict(e.to_string()),
+            RunError::History(h) => ApiError::from(h),
             other => ApiError::internal(other),
         }
     }

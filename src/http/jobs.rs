@@ -3,9 +3,13 @@
 
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::types::Family;
-use crate::job::{self, JobError, PlanRequest, Progress, RunRequest};
+use crate::job::{
+    self, run_phase, Phase, PlanRequest, RunError, RunMode, RunObserver, RunProgress, RunRequest,
+    TriggerMode,
+};
+use crate::report::RunReport;
 use crate::store::{JobRecord, JobStatus, Trigger};
+use async_trait::async_trait;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -37,30 +41,6 @@ fn default_mode() -> String {
     "full".to_owned()
 }
 
-/// The families a trigger mode runs (documented in the hand-back document).
-pub fn families_of_mode(mode: &str) -> Result<Vec<Family>, ApiError> {
-    Ok(match mode {
-        "full" => Vec::new(),
-        "market_cap" => vec![
-            Family::MarketCap,
-            Family::MarketLeaders,
-            Family::SectorLeaders,
-            Family::Industry,
-            Family::Complete,
-            Family::Stats,
-            Family::Combo,
-        ],
-        "themes" => vec![Family::Themes],
-        "ipos" => vec![Family::Ipos],
-        _ => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown mode `{}`; expected full, market_cap, themes or ipos",
-                mode.chars().take(40).collect::<String>().escape_debug()
-            )))
-        }
-    })
-}
-
 fn new_job_id() -> String {
     use rand::Rng as _;
     let bytes: [u8; 8] = rand::rng().random();
@@ -74,14 +54,14 @@ pub async fn trigger(
     body: Result<Json<TriggerBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
-    let families = families_of_mode(&body.mode)?;
+    let mode = TriggerMode::parse(&body.mode).map_err(ApiError::BadRequest)?;
     if let Some(plan_id) = &body.plan_id {
         let plan = job::plan(
             state.store.as_ref(),
             &state.job,
             &PlanRequest {
                 as_of: None,
-                only: families.clone(),
+                only: mode.families(),
             },
             Utc::now().date_naive(),
         )
@@ -95,7 +75,7 @@ pub async fn trigger(
     }
     let record = JobRecord {
         job_id: new_job_id(),
-        mode: body.mode.clone(),
+        mode: mode.as_str().to_owned(),
         force: body.force,
         triggered_by: Trigger::Api,
         status: JobStatus::Pending,
@@ -123,27 +103,13 @@ pub async fn trigger(
     let job_id = record.job_id.clone();
     let task_state = state.clone();
     let task_record = record.clone();
-    let handle =
-        tokio::spawn(async move { execute(task_state, task_record, families, body.plan_id).await });
+    let plan_id = body.plan_id.clone();
+    let handle = tokio::spawn(async move { execute(task_state, task_record, mode, plan_id).await });
     *running = Some(RunningJob {
         job_id: job_id.clone(),
         handle,
     });
-    // Notices go out after the lock is released: a slow Redis must not hold up other requests.
     drop(running);
-    if let Some(p) = &state.publisher {
-        let payload = json!({"job_id": job_id, "mode": body.mode, "force": body.force, "triggered_by": "api"});
-        if let Err(e) = p
-            .notify(
-                &p.channels().sync_triggered(),
-                "cache_sync_triggered",
-                &payload,
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "trigger notice not published");
-        }
-    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -155,111 +121,80 @@ pub async fn trigger(
     ))
 }
 
-/// Runs one job to its end and records the outcome; never panics the service.
-async fn execute(
-    state: AppState,
-    record: JobRecord,
-    families: Vec<Family>,
-    plan_id: Option<String>,
-) {
-    let store = state.store.as_ref();
-    let job_id = record.job_id.clone();
-    if let Err(e) = store
-        .update_job(&job_id, JobStatus::Running, None, None)
-        .await
-    {
-        tracing::error!(error = %e, job_id, "cannot mark job running");
-    }
-    if let Some(publisher) = &state.publisher {
-        let payload = json!({"phase": "2.5", "job_id": job_id, "mode": record.mode});
-        if let Err(e) = publisher
-            .notify(&publisher.channels().started(), "phase_started", &payload)
-            .await
-        {
-            tracing::warn!(error = %e, "start notice not published");
+/// The job board's view of a run: running, its latest step, completed or failed.
+struct JobBoardObserver<'a> {
+    state: &'a AppState,
+    job_id: &'a str,
+}
+
+#[async_trait]
+impl RunObserver for JobBoardObserver<'_> {
+    async fn started(&self) {
+        let marked = self
+            .state
+            .store
+            .update_job(self.job_id, JobStatus::Running, None, None);
+        if let Err(e) = marked.await {
+            tracing::error!(error = %e, job_id = self.job_id, "cannot mark job running");
         }
     }
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-    let progress_state = state.clone();
-    let progress_job = job_id.clone();
-    let forwarder = tokio::spawn(async move {
-        while let Some(p) = receiver.recv().await {
-            let value =
-                json!({"step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
-            let _ = progress_state
-                .store
-                .job_progress(&progress_job, &value)
-                .await;
-            if let Some(publisher) = &progress_state.publisher {
-                let payload = json!({"phase": "2.5", "job_id": progress_job, "step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
-                let _ = publisher
-                    .notify(&publisher.channels().progress(), "phase_progress", &payload)
-                    .await;
+
+    async fn step(&self, p: &RunProgress) {
+        let value =
+            json!({"step": p.step, "percent": p.percent, "entries_changed": p.entries_changed});
+        let _ = self.state.store.job_progress(self.job_id, &value).await;
+    }
+
+    async fn ended(&self, outcome: &Result<RunReport, RunError>) {
+        let store = &self.state.store;
+        let recorded = match outcome {
+            Ok(report) => {
+                let run_id = report.run_id.map(|r| r.0);
+                store
+                    .update_job(self.job_id, JobStatus::Completed, None, run_id)
+                    .await
             }
+            Err(e) => {
+                let run_id = match e {
+                    RunError::Refused { run_id, .. } => Some(run_id.0),
+                    _ => None,
+                };
+                let message = e.to_string();
+                store
+                    .update_job(self.job_id, JobStatus::Failed, Some(&message), run_id)
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, job_id = self.job_id, "cannot record the job's outcome");
         }
-    });
+    }
+}
+
+/// Runs one job to its end (Phase 2.5's lifecycle) and records the outcome; never panics the
+/// service.
+async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id: Option<String>) {
     let request = RunRequest {
-        plan: PlanRequest {
-            as_of: None,
-            only: families,
-        },
+        plan: PlanRequest::default(),
         force: record.force,
         trigger: Trigger::Api,
         now: Utc::now(),
         pause_before_commit: false,
-        job_id: job_id.clone(),
-        progress: Some(sender),
+        job_id: record.job_id.clone(),
+        progress: None,
         expect_plan: plan_id,
     };
-    let result = job::run(store, &state.job, &request).await;
-    drop(request);
-    let _ = forwarder.await;
-    let outcome = match &result {
-        Ok(report) => {
-            store
-                .update_job(
-                    &job_id,
-                    JobStatus::Completed,
-                    None,
-                    report.run_id.map(|r| r.0),
-                )
-                .await
-        }
-        Err(JobError::Refused { run_id, .. }) => {
-            let message = result.as_ref().err().map(ToString::to_string);
-            store
-                .update_job(
-                    &job_id,
-                    JobStatus::Failed,
-                    message.as_deref(),
-                    Some(run_id.0),
-                )
-                .await
-        }
-        Err(e) => {
-            store
-                .update_job(&job_id, JobStatus::Failed, Some(&e.to_string()), None)
-                .await
-        }
+    let phase = Phase {
+        store: state.store.as_ref(),
+        job: &state.job,
+        publisher: state.publisher.as_ref(),
     };
-    if let Err(e) = outcome {
-        tracing::error!(error = %e, job_id, "cannot record the job's outcome");
-    }
-    if let Some(publisher) = &state.publisher {
-        if let Err(e) = publisher.relay(store).await {
-            tracing::warn!(error = %e, "events stay in the outbox");
-        }
-        if let Err(e) = &result {
-            let payload = json!({"job_id": job_id, "phase": "2.5", "error": e.to_string()});
-            let _ = publisher
-                .notify(
-                    &publisher.channels().errors(),
-                    "cache_sync_failed",
-                    &payload,
-                )
-                .await;
-        }
-    }
+    let observer = JobBoardObserver {
+        state: &state,
+        job_id: &record.job_id,
+    };
+    // The outcome is on the job board and, for failures, on the errors channel.
+    let _ = run_phase(phase, request, &RunMode::Trigger(mode), &observer).await;
 }
 
 /// On shutdown: wait for the running job up to `grace`, else abort it (its transaction rolls

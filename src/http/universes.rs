@@ -4,8 +4,10 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::types::{EntryKey, RunId};
-use crate::history::{self, At};
-use crate::job::{self, PlanRequest, RollbackError, RunRequest};
+use crate::history::{self, PointInHistory};
+use crate::job::{
+    self, run_phase, Phase, PlanRequest, RunMode, RunRequest, TriggerMode, Unobserved,
+};
 use crate::store::Trigger;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -29,7 +31,9 @@ pub async fn plan(
     let mode = body
         .and_then(|Json(b)| b.mode)
         .unwrap_or_else(|| "full".to_owned());
-    let only = super::jobs::families_of_mode(&mode)?;
+    let only = TriggerMode::parse(&mode)
+        .map_err(ApiError::BadRequest)?
+        .families();
     let report = job::plan(
         state.store.as_ref(),
         &state.job,
@@ -88,9 +92,9 @@ pub async fn one(
                 "give at_run or at, not both".to_owned(),
             ))
         }
-        (Some(run), None) => At::Run(RunId(run)),
-        (None, Some(t)) => At::Time(t),
-        (None, None) => At::Now,
+        (Some(run), None) => PointInHistory::AfterRun(RunId(run)),
+        (None, Some(t)) => PointInHistory::AtTime(t),
+        (None, None) => PointInHistory::Now,
     };
     let shown = history::show(state.store.as_ref(), &state.job.environment, &key, when).await?;
     if shown.value.is_none() {
@@ -190,10 +194,6 @@ pub async fn rollback(
     body: Result<Json<RollbackBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    let lift = |e: RollbackError| match e {
-        RollbackError::Job(e) => ApiError::from(e),
-        RollbackError::History(e) => ApiError::from(e),
-    };
     let store = state.store.as_ref();
     if body.dry_run {
         let report = job::plan_rollback(
@@ -202,8 +202,7 @@ pub async fn rollback(
             RunId(body.to_run),
             Utc::now().date_naive(),
         )
-        .await
-        .map_err(lift)?;
+        .await?;
         let mut value = serde_json::to_value(report).map_err(ApiError::internal)?;
         value["success"] = json!(true);
         return Ok(Json(value));
@@ -218,14 +217,13 @@ pub async fn rollback(
         progress: None,
         expect_plan: None,
     };
-    let report = job::rollback(store, &state.job, RunId(body.to_run), &request)
-        .await
-        .map_err(lift)?;
-    if let Some(publisher) = &state.publisher {
-        if let Err(e) = publisher.relay(store).await {
-            tracing::warn!(error = %e, "events stay in the outbox");
-        }
-    }
+    let phase = Phase {
+        store,
+        job: &state.job,
+        publisher: state.publisher.as_ref(),
+    };
+    let mode = RunMode::Rollback(RunId(body.to_run));
+    let report = run_phase(phase, request, &mode, &Unobserved).await?;
     let mut value = serde_json::to_value(&report.outcome).map_err(ApiError::internal)?;
     value["success"] = json!(true);
     Ok(Json(value))

@@ -1,23 +1,23 @@
 //! The `EventLog` role: a run's transaction. It reads the market, the configuration, the owned
-//! rows and the log's heads, then applies the deltas and appends events, run record, outbox
-//! events and checkpoints, all in one transaction.
+//! rows and the log's heads; its writes (deltas, events, run record, outbox, checkpoints) are
+//! in `append.rs`.
 
+use super::append;
 use super::database::{SqlStore, SqlTx};
-use super::dialect::Dialect;
 use super::rows::{market_row, parse_hash};
-use super::sql::{json_text, rows_per_statement, Conn, Param, Sql};
+use super::sql::{rows_per_statement, Conn};
 use super::{
     AppendedRun, EntryHead, EventLog, LockOutcome, NewRun, QueryContext, RowIdentity, RunTx,
     StoreError, StoredRow, UniqueConstraint,
 };
 use crate::domain::config::ConfigRow;
-use crate::domain::diff::{CurrentEntry, Delta, Op};
+use crate::domain::diff::{CurrentEntry, Delta};
 use crate::domain::events::OutgoingEvent;
 use crate::domain::fingerprint::ContentHash;
 use crate::domain::market::MarketSnapshot;
 use crate::domain::types::{EntryKey, Family, RunId, Scope};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use std::collections::HashMap;
 
 #[async_trait]
@@ -29,9 +29,7 @@ impl EventLog for SqlStore {
 
     async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError> {
         let mut tx = self.begin_write().await?;
-        let conn = &mut tx.conn();
-        let run_id = conn.dialect().next_run_id(conn).await?;
-        insert_run(conn, run_id, run).await?;
+        let run_id = append::run_record(&mut tx.conn(), run).await?;
         tx.commit("committing the run record").await?;
         Ok(run_id)
     }
@@ -217,18 +215,7 @@ impl RunTx for SqlTx {
         deltas: &[Delta],
         recheck: &[EntryKey],
     ) -> Result<AppendedRun, StoreError> {
-        let conn = &mut self.conn();
-        let dialect = conn.dialect();
-        dialect.prepare_bulk_write(conn).await?;
-        let now = Utc::now();
-        let run_id = dialect.next_run_id(conn).await?;
-        let heads = entry_heads(conn, &run.environment).await?;
-        apply_entries(conn, &run.environment, deltas, now).await?;
-        let seqs = append_events(conn, run_id, &run.environment, deltas, &heads, now).await?;
-        insert_run(conn, run_id, run).await?;
-        let keys: Vec<&EntryKey> = recheck.iter().collect();
-        record_row_versions(conn, &run.environment, &keys).await?;
-        Ok(AppendedRun { run_id, seqs })
+        append::run(&mut self.conn(), run, deltas, recheck).await
     }
 
     async fn append_outbox(
@@ -237,37 +224,7 @@ impl RunTx for SqlTx {
         environment: &str,
         events: &[OutgoingEvent],
     ) -> Result<(), StoreError> {
-        let conn = &mut self.conn();
-        let now = Utc::now();
-        // In event order: outbox ids follow the order the relay must publish in.
-        for chunk in events.chunks(rows_per_statement(conn.dialect(), 8)) {
-            let mut sql = conn.sql(
-                "insert into cache_sync_outbox (run_id, environment, seq, channel, also_channel, event,
-                     payload, created_at) ",
-            );
-            let created_at = conn.dialect().now(&mut sql, now);
-            let mut payloads = Vec::with_capacity(chunk.len());
-            for e in chunk {
-                payloads.push(json_text(&e.payload)?);
-            }
-            sql.push_values(
-                &chunk.iter().zip(payloads).collect::<Vec<_>>(),
-                |row, (e, payload)| {
-                    row.bind(run_id.0)
-                        .bind(environment)
-                        .bind(e.seq)
-                        .bind(&e.channel)
-                        .bind(e.also_channel.as_deref())
-                        .bind(&e.event)
-                        .bind(payload.clone())
-                        .raw(&created_at);
-                },
-            );
-            sql.execute(conn)
-                .await
-                .during("queueing events in the outbox")?;
-        }
-        Ok(())
+        append::outbox(&mut self.conn(), run_id, environment, events).await
     }
 
     async fn runs_since_checkpoint(&mut self, environment: &str) -> Result<i64, StoreError> {
@@ -290,40 +247,7 @@ impl RunTx for SqlTx {
         run_id: RunId,
         entries: &[(&EntryKey, Family, &serde_json::Value, ContentHash)],
     ) -> Result<(), StoreError> {
-        let conn = &mut self.conn();
-        let last_seq: i64 = conn
-            .sql("select coalesce(max(seq), 0) from cache_sync_event where environment = $1")
-            .bind(environment)
-            .scalar(conn)
-            .await
-            .during("writing a checkpoint")?;
-        for chunk in entries.chunks(rows_per_statement(conn.dialect(), 9)) {
-            let mut sql = conn.sql(
-                "insert into cache_sync_checkpoint (run_id, environment, last_seq, entry_type,
-                     entry_name, entry_key, family, value, hash) ",
-            );
-            let mut values = Vec::with_capacity(chunk.len());
-            for (_, _, value, _) in chunk {
-                values.push(json_text(*value)?);
-            }
-            sql.push_values(
-                &chunk.iter().zip(values).collect::<Vec<_>>(),
-                |row, (e, value)| {
-                    let (key, family, _, hash) = e;
-                    row.bind(run_id.0)
-                        .bind(environment)
-                        .bind(last_seq)
-                        .bind(&key.entry_type)
-                        .bind(&key.name)
-                        .bind(&key.key)
-                        .bind(family.as_str())
-                        .bind(value.clone())
-                        .bind(hash.to_hex());
-                },
-            );
-            sql.execute(conn).await.during("writing a checkpoint")?;
-        }
-        Ok(())
+        append::checkpoint(&mut self.conn(), environment, run_id, entries).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -333,13 +257,6 @@ impl RunTx for SqlTx {
     async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
         SqlTx::rollback(*self).await
     }
-}
-
-/// Where an entry's head moves to in a run.
-struct HeadMove {
-    seq: i64,
-    version: i32,
-    hash: Option<String>,
 }
 
 /// (type, name, key, version, last_seq, hash, row_digest) of `cache_sync_entry_head`.
@@ -353,7 +270,7 @@ type HeadRow = (
     Option<String>,
 );
 
-async fn entry_heads(
+pub(super) async fn entry_heads(
     conn: &mut Conn<'_>,
     environment: &str,
 ) -> Result<HashMap<EntryKey, EntryHead>, StoreError> {
@@ -377,254 +294,4 @@ async fn entry_heads(
             Ok((EntryKey::new(t, n, k), head))
         })
         .collect()
-}
-
-async fn insert_run(conn: &mut Conn<'_>, run_id: RunId, run: &NewRun) -> Result<(), StoreError> {
-    let o = &run.outcome;
-    conn.sql(
-        "insert into cache_sync_run (run_id, trigger, families, environment, as_of, config_hash,
-             status, forced, started_at, finished_at, created_count, updated_count, deleted_count,
-             unchanged_count, report, error)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(run_id.0)
-    .bind(run.trigger.as_str())
-    .bind(&run.families)
-    .bind(&run.environment)
-    .bind(Some(o.as_of))
-    .bind(o.config_hash.to_hex())
-    .bind(o.status.as_str())
-    .bind(o.forced)
-    .bind(run.started_at)
-    .bind(run.finished_at)
-    .bind(o.created as i64)
-    .bind(o.updated as i64)
-    .bind(o.deleted as i64)
-    .bind(o.unchanged as i64)
-    .bind(Param::json(o)?)
-    .bind(&run.error)
-    .execute(conn)
-    .await
-    .during("appending the run record")?;
-    Ok(())
-}
-
-/// Deletes by id, updates in place (keeping `id`, setting `updated_at`), inserts.
-async fn apply_entries(
-    conn: &mut Conn<'_>,
-    environment: &str,
-    deltas: &[Delta],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let dialect = conn.dialect();
-    let deletes: Vec<i64> = deltas
-        .iter()
-        .filter(|d| d.op == Op::Delete)
-        .filter_map(|d| d.row_id)
-        .collect();
-    for chunk in deletes.chunks(rows_per_statement(dialect, 1)) {
-        let mut sql = conn.sql("delete from cache_entries where id in ");
-        sql.push_list(chunk.iter().copied());
-        sql.execute(conn)
-            .await
-            .during("deleting cache_entries rows")?;
-    }
-    let values = |op: Op| -> Result<Vec<(&Delta, Param)>, StoreError> {
-        deltas
-            .iter()
-            .filter(|d| d.op == op)
-            .map(|d| {
-                Ok((
-                    d,
-                    Param::json(d.value_after.as_ref().unwrap_or(&serde_json::Value::Null))?,
-                ))
-            })
-            .collect()
-    };
-    for chunk in values(Op::Update)?.chunks(rows_per_statement(dialect, 2)) {
-        let mut sql = conn.sql("");
-        let updated_at = dialect.now_naive(&mut sql, now);
-        sql.push(&format!(
-            "update cache_entries as c set value = v.column2, updated_at = {updated_at} from ("
-        ));
-        sql.push_values(chunk, |row, (d, value)| {
-            row.bind(d.row_id.unwrap_or_default()).bind(value.clone());
-        })
-        .push(") as v where c.id = v.column1");
-        sql.execute(conn)
-            .await
-            .during("updating cache_entries rows")?;
-    }
-    for chunk in values(Op::Create)?.chunks(rows_per_statement(dialect, 5)) {
-        let mut sql = conn.sql(
-            "insert into cache_entries (type, name, key, value, environment, created_at, updated_at) ",
-        );
-        let stamp = dialect.now_naive(&mut sql, now);
-        sql.push_values(chunk, |row, (d, value)| {
-            row.bind(&d.key.entry_type)
-                .bind(&d.key.name)
-                .bind(&d.key.key)
-                .bind(value.clone())
-                .bind(environment)
-                .raw(&stamp)
-                .raw(&stamp);
-        });
-        sql.execute(conn)
-            .await
-            .during("inserting cache_entries rows")?;
-    }
-    Ok(())
-}
-
-/// Appends one event per delta, in delta order, and moves each entry's head.
-async fn append_events(
-    conn: &mut Conn<'_>,
-    run_id: RunId,
-    environment: &str,
-    deltas: &[Delta],
-    heads: &HashMap<EntryKey, EntryHead>,
-    now: DateTime<Utc>,
-) -> Result<Vec<i64>, StoreError> {
-    if deltas.is_empty() {
-        return Ok(Vec::new());
-    }
-    let dialect = conn.dialect();
-    let seqs = dialect.next_event_seqs(conn, deltas.len()).await?;
-    let mut versions: HashMap<&EntryKey, i32> = HashMap::new();
-    let mut rows = Vec::with_capacity(deltas.len());
-    for (d, &seq) in deltas.iter().zip(&seqs) {
-        let version = versions
-            .get(&d.key)
-            .copied()
-            .or_else(|| heads.get(&d.key).map(|h| h.version))
-            .unwrap_or(0)
-            + 1;
-        versions.insert(&d.key, version);
-        rows.push((d, seq, version, Param::json(&d.change)?));
-    }
-    for chunk in rows.chunks(rows_per_statement(dialect, 12)) {
-        let mut sql = conn.sql(
-            "insert into cache_sync_event (seq, run_id, environment, entry_type, entry_name,
-                 entry_key, version, op, family, hash_before, hash_after, change, recorded_at) ",
-        );
-        let recorded_at = dialect.now(&mut sql, now);
-        sql.push_values(chunk, |row, (d, seq, version, change)| {
-            row.bind(*seq)
-                .bind(run_id.0)
-                .bind(environment)
-                .bind(&d.key.entry_type)
-                .bind(&d.key.name)
-                .bind(&d.key.key)
-                .bind(*version)
-                .bind(d.op.past_tense())
-                .bind(d.family.as_str())
-                .bind(d.hash_before.map(|h| h.to_hex()))
-                .bind(d.hash_after.map(|h| h.to_hex()))
-                .bind(change.clone())
-                .raw(&recorded_at);
-        });
-        sql.execute(conn).await.during("appending audit events")?;
-    }
-    // The last delta of an entry in this run decides its head; deletes of duplicate rows leave
-    // the entry as it was.
-    let mut heads_after: HashMap<&EntryKey, HeadMove> = HashMap::new();
-    let mut order: Vec<&EntryKey> = Vec::new();
-    for (d, seq, version, _) in rows.iter().filter(|r| !r.0.change.duplicate_row) {
-        let head = HeadMove {
-            seq: *seq,
-            version: *version,
-            hash: d.hash_after.map(|h| h.to_hex()),
-        };
-        if heads_after.insert(&d.key, head).is_none() {
-            order.push(&d.key);
-        }
-    }
-    let moved: Vec<(&EntryKey, &HeadMove)> = order.iter().map(|k| (*k, &heads_after[k])).collect();
-    for chunk in moved.chunks(rows_per_statement(dialect, 7)) {
-        let mut sql = conn.sql(
-            "insert into cache_sync_entry_head (environment, entry_type, entry_name, entry_key,
-                 version, last_seq, hash) ",
-        );
-        sql.push_values(chunk, |row, (key, head)| {
-            row.bind(environment)
-                .bind(&key.entry_type)
-                .bind(&key.name)
-                .bind(&key.key)
-                .bind(head.version)
-                .bind(head.seq)
-                .bind(head.hash.clone());
-        })
-        .push(
-            " on conflict (environment, entry_type, entry_name, entry_key)
-              do update set version = excluded.version, last_seq = excluded.last_seq,
-                  hash = excluded.hash",
-        );
-        sql.execute(conn).await.during("moving entry heads")?;
-    }
-    record_row_versions(conn, environment, &order).await?;
-    Ok(seqs)
-}
-
-/// Records the current row digest of each entry's live row in its head, so the next run can
-/// skip transferring and re-hashing rows nobody touched since (heads of entries without a live
-/// row keep theirs).
-async fn record_row_versions(
-    conn: &mut Conn<'_>,
-    environment: &str,
-    keys: &[&EntryKey],
-) -> Result<(), StoreError> {
-    let dialect = conn.dialect();
-    for chunk in keys.chunks(rows_per_statement(dialect, 3)) {
-        let mut sql = conn.sql(&format!(
-            "select c.type, c.name, c.key, {} from cache_entries c
-             where c.environment = $1 and (c.type, c.name, c.key) in (",
-            dialect.row_version("c")
-        ));
-        sql = sql.bind(environment);
-        sql.push_values(chunk, |row, key| {
-            row.bind(&key.entry_type).bind(&key.name).bind(&key.key);
-        })
-        .push(") order by c.id");
-        let rows: Vec<(String, String, String, String)> =
-            sql.fetch_all(conn).await.during("recording row versions")?;
-        // The first row of an identity (duplicates were deleted by the run that found them).
-        let mut seen = std::collections::HashSet::new();
-        let mut digests: Vec<(EntryKey, String)> = Vec::new();
-        for (t, n, k, version) in rows {
-            let key = EntryKey::new(t, n, k);
-            if seen.insert(key.clone()) {
-                digests.push((key, dialect.row_digest(version)));
-            }
-        }
-        update_row_digests(conn, dialect, environment, &digests).await?;
-    }
-    Ok(())
-}
-
-async fn update_row_digests(
-    conn: &mut Conn<'_>,
-    dialect: Dialect,
-    environment: &str,
-    digests: &[(EntryKey, String)],
-) -> Result<(), StoreError> {
-    if digests.is_empty() {
-        return Ok(());
-    }
-    let mut sql = Sql::new(
-        dialect,
-        "update cache_sync_entry_head as h set row_digest = v.column4 from (",
-    );
-    sql.push_values(digests, |row, (key, digest)| {
-        row.bind(&key.entry_type)
-            .bind(&key.name)
-            .bind(&key.key)
-            .bind(digest);
-    });
-    sql.push(
-        ") as v where h.environment = ",
-    )
-    .push_bind(environment)
-    .push(" and h.entry_type = v.column1 and h.entry_name = v.column2 and h.entry_key = v.column3");
-    sql.execute(conn).await.during("recording row versions")?;
-    Ok(())
 }

@@ -283,6 +283,7 @@ impl Sql {
             self.push("(");
             let mut tuple = Tuple {
                 sql: self,
+                index: i,
                 first: true,
             };
             row(&mut tuple, item);
@@ -419,10 +420,16 @@ impl Sql {
 /// One row of a `values` list being written.
 pub struct Tuple<'s> {
     sql: &'s mut Sql,
+    index: usize,
     first: bool,
 }
 
 impl Tuple<'_> {
+    /// Which row of the list this is (0-based).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// The next value, bound.
     pub fn bind(&mut self, param: impl Into<Param>) -> &mut Self {
         let placeholder = self.sql.param(param);
@@ -444,4 +451,25 @@ impl Tuple<'_> {
 /// dialect's limit on bound parameters (leaving room for a few more).
 pub fn rows_per_statement(dialect: Dialect, columns: usize) -> usize {
     ((dialect.max_parameters() - 8) / columns.max(1)).max(1)
+}
+
+/// Executes one statement per chunk of `items`, each chunk small enough for `columns`
+/// parameters per item; `statement` writes a chunk's statement. Nothing runs for no items.
+///
+/// # Errors
+/// The first failing statement's error, with `context`; a statement that cannot be written.
+pub async fn execute_chunked<T>(
+    conn: &mut Conn<'_>,
+    items: &[T],
+    columns: usize,
+    context: &'static str,
+    mut statement: impl FnMut(&mut Sql, &[T]) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    let mut affected = 0;
+    for chunk in items.chunks(rows_per_statement(conn.dialect(), columns)) {
+        let mut sql = conn.sql("");
+        statement(&mut sql, chunk)?;
+        affected += sql.execute(conn).await.during(context)?;
+    }
+    Ok(affected)
 }

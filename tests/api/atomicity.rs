@@ -8,7 +8,7 @@ use crate::helpers::{
 use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tickstock_cache_sync::job::{JobConfig, JobError};
+use tickstock_cache_sync::job::{JobConfig, RunError};
 use tickstock_cache_sync::store::{LockOutcome, RunTx};
 
 /// Every row of every table a run writes, as text, in a stable order.
@@ -55,7 +55,7 @@ async fn a_run_while_another_session_holds_the_writer_lock_fails_with_lock_held_
             .try_run(&JobConfig::default(), run_request(force))
             .await
             .expect_err("a second writer is turned away");
-        assert!(matches!(err, JobError::LockHeld), "{err:?}");
+        assert!(matches!(err, RunError::LockHeld), "{err:?}");
         assert!(err.to_string().contains("lock"), "{err}");
     }
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The demo walkthrough, end to end on each store.
 
 use crate::helpers::{on_both_stores, Backend, TestDb};
-use tickstock_cache_sync::demo;
+use tickstock_cache_sync::devtools::demo;
 
 async fn the_demo_narrates_every_step_and_its_rollback_matches_the_replay(backend: Backend) {
     let db = TestDb::on(backend).await;

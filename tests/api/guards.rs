@@ -9,7 +9,7 @@ use crate::helpers::{
 use tickstock_cache_sync::domain::diff::Op;
 use tickstock_cache_sync::domain::guard::{FamilyGuard, GuardConfig, Refusal};
 use tickstock_cache_sync::domain::types::RunId;
-use tickstock_cache_sync::job::{JobConfig, JobError};
+use tickstock_cache_sync::job::{JobConfig, RunError};
 use tickstock_cache_sync::report::RunReport;
 use tickstock_cache_sync::store::RunStatus;
 
@@ -47,13 +47,13 @@ async fn expect_refused(db: &TestDb, config: &JobConfig) -> (Vec<Refusal>, RunRe
         .try_run(config, run_request(false))
         .await
         .expect_err("the guard rails refuse this run");
-    let JobError::Refused {
+    let RunError::Refused {
         run_id,
         refusals,
         report,
     } = err
     else {
-        panic!("expected JobError::Refused, got {err:?}");
+        panic!("expected RunError::Refused, got {err:?}");
     };
     assert!(!refusals.is_empty());
     assert_nothing_written_but_a_refused_record(db, &before, run_id).await;
@@ -156,7 +156,7 @@ async fn an_as_of_date_far_behind_the_latest_prices_is_refused_and_force_applies
         .try_run(&JobConfig::default(), config_request.clone())
         .await
         .expect_err("stale as-of is refused");
-    let JobError::Refused {
+    let RunError::Refused {
         run_id, refusals, ..
     } = err
     else {
@@ -703,7 +703,7 @@ async fn the_production_unique_constraint_is_refused_naming_the_theme_rows_until
             .try_run(&JobConfig::default(), run_request(force))
             .await
             .expect_err("the catalog cannot be written under (type, key, environment)");
-        let JobError::Collision { run_id, collisions } = &err else {
+        let RunError::Collision { run_id, collisions } = &err else {
             panic!("expected a collision, got {err:?}");
         };
         assert_eq!(collisions.len(), 1, "{collisions:?}");
@@ -765,7 +765,7 @@ async fn the_production_unique_constraint_is_refused_naming_the_theme_rows_until
     assert!(constraint_exists(&db, "cache_entries_type_key_environment_key").await);
     assert!(matches!(
         db.try_run(&JobConfig::default(), run_request(false)).await,
-        Err(JobError::Collision { .. })
+        Err(RunError::Collision { .. })
     ));
 
     // With --yes it applies, and the run goes through.
@@ -806,7 +806,7 @@ async fn a_unique_index_without_name_is_detected_and_widened_like_a_constraint(b
         .try_run(&JobConfig::default(), run_request(false))
         .await
         .expect_err("collision under a unique index");
-    let JobError::Collision { collisions, .. } = err else {
+    let RunError::Collision { collisions, .. } = err else {
         panic!("expected a collision, got {err:?}");
     };
     assert_eq!(collisions[0].constraint, "legacy_cache_entries_uidx");

@@ -27,7 +27,7 @@ use crate::pubsub::{connection, redis_url, Received, StreamCleanup, Subscriber};
 use axum::http::StatusCode;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use tickstock_cache_sync::commands::Exit;
+use tickstock_cache_sync::cli::Exit;
 use tickstock_cache_sync::domain::events::Channels;
 use tickstock_cache_sync::domain::types::Family;
 use tickstock_cache_sync::http::{self as api, openapi::ROUTES};

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use tickstock_cache_sync::devtools::loader::{load_day, load_through_day};
+use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::domain::fingerprint::hash_value;
-use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
-use tickstock_cache_sync::fixtures_loader::{load_day, load_through_day};
-use tickstock_cache_sync::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
+use tickstock_cache_sync::job::{self, JobConfig, PlanRequest, RunError, RunRequest};
 use tickstock_cache_sync::report::{PlanReport, RunReport};
 use tickstock_cache_sync::store::dialect::Dialect;
 use tickstock_cache_sync::store::sql::{Column, Conn, Param, Record};
@@ -288,7 +288,7 @@ impl TestDb {
         &self,
         config: &JobConfig,
         request: RunRequest,
-    ) -> Result<RunReport, JobError> {
+    ) -> Result<RunReport, RunError> {
         job::run(self.store.as_ref(), config, &request).await
     }
 

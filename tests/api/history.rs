@@ -9,11 +9,11 @@ use crate::helpers::{
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
+use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::domain::fingerprint::hash_value;
 use tickstock_cache_sync::domain::guard::Refusal;
 use tickstock_cache_sync::domain::types::{EntryKey, RunId};
-use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
-use tickstock_cache_sync::history::{self, At, ReplayStats};
+use tickstock_cache_sync::history::{self, PointInHistory, ReplayStats};
 use tickstock_cache_sync::job::{self, JobConfig, PlanRequest};
 use tickstock_cache_sync::report::{DeltaLine, RunReport};
 use tickstock_cache_sync::store::RunStatus;
@@ -359,7 +359,7 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
                 db.store.as_ref(),
                 ENV,
                 &key(universe),
-                At::Run(night.run_id),
+                PointInHistory::AfterRun(night.run_id),
             )
             .await
             .unwrap();
@@ -375,7 +375,7 @@ async fn replaying_any_of_sixty_two_nightly_runs_reproduces_every_owned_entry_as
         }
     }
     // `show` now reads the live row.
-    let now = history::show(db.store.as_ref(), ENV, &key(LARGE_CAP), At::Now)
+    let now = history::show(db.store.as_ref(), ENV, &key(LARGE_CAP), PointInHistory::Now)
         .await
         .unwrap();
     assert_eq!(now.run_id, None);

@@ -28,7 +28,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
-use tickstock_cache_sync::fixtures::SyntheticMarket;
+use tickstock_cache_sync::devtools::market::SyntheticMarket;
 use tickstock_cache_sync::http::{self as api, openapi::ROUTES, AppState};
 use tickstock_cache_sync::job::{self, JobConfig, PlanRequest, RunRequest};
 use tickstock_cache_sync::publish::Publisher;

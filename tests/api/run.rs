@@ -5,10 +5,10 @@ use crate::helpers::{live_hashes, on_both_stores, run_request, small_market, Bac
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::domain::diff::{EntryChange, Op};
 use tickstock_cache_sync::domain::fingerprint::hash_value;
 use tickstock_cache_sync::domain::replay::apply_change;
-use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::job::JobConfig;
 
 /// Every owned row's value by `type/name/key`.

@@ -5,11 +5,11 @@
 use crate::helpers::{on_both_stores, run_request, Backend, TestDb};
 use chrono::{TimeZone, Utc};
 use std::collections::BTreeMap;
+use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::domain::fingerprint::hash_value;
 use tickstock_cache_sync::domain::types::{EntryKey, RunId};
-use tickstock_cache_sync::fixtures::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::history;
-use tickstock_cache_sync::job::{self, JobConfig, JobError, PlanRequest};
+use tickstock_cache_sync::job::{self, JobConfig, PlanRequest, RunError};
 use tickstock_cache_sync::report::RunOutcome;
 use tickstock_cache_sync::store::{
     EventFilter, JobRecord, JobStatus, LockOutcome, NewRun, RunStatus, SqlStore, Store, Trigger,
@@ -293,7 +293,7 @@ async fn a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back(bac
     let err = job::run(other.as_ref(), &JobConfig::default(), &run_request(false))
         .await
         .expect_err("the lock is held");
-    assert!(matches!(err, JobError::LockHeld), "{err}");
+    assert!(matches!(err, RunError::LockHeld), "{err}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "no waiting"

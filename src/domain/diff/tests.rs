@@ -111,7 +111,7 @@ fn plan(catalog: &Catalog, current: &[CurrentEntry]) -> Vec<Delta> {
         catalog,
         current,
         &context(&market, &config, current),
-        &Known::default(),
+        &LiveRowFacts::default(),
     )
 }
 
@@ -200,7 +200,7 @@ fn identical_catalog_and_current_rows_give_no_deltas() {
         &catalog,
         &current,
         &context(&market, &config, &current),
-        &Known::default(),
+        &LiveRowFacts::default(),
     );
     assert!(deltas.is_empty(), "{deltas:#?}");
 }
@@ -646,7 +646,7 @@ fn market_cap_run(before: Vec<SymbolRow>, after: Vec<SymbolRow>) -> Vec<Delta> {
         &catalog,
         &current,
         &context(&market, &config, &current),
-        &Known::default(),
+        &LiveRowFacts::default(),
     );
     for delta in &deltas {
         let before = current
@@ -927,7 +927,7 @@ fn plan_in_market(catalog: &Catalog, current: &[CurrentEntry]) -> Vec<Delta> {
         catalog,
         current,
         &context(&market, &config, current),
-        &Known::default(),
+        &LiveRowFacts::default(),
     )
 }
 
@@ -1097,7 +1097,7 @@ proptest! {
             .enumerate()
             .map(|(i, (k, e))| CurrentEntry { id: i as i64 + 1, key: k.clone(), value: e.value.clone() })
             .collect();
-        let deltas = diff(&new, &current, &context(&new_market, &config, &current), &Known::default());
+        let deltas = diff(&new, &current, &context(&new_market, &config, &current), &LiveRowFacts::default());
 
         let mut state: BTreeMap<EntryKey, Value> = current.iter().map(|c| (c.key.clone(), c.value.clone())).collect();
         for delta in &deltas {
@@ -1125,7 +1125,7 @@ proptest! {
             .enumerate()
             .map(|(i, (k, v))| CurrentEntry { id: i as i64 + 1, key: k.clone(), value: v.clone() })
             .collect();
-        let again = diff(&new, &settled, &context(&new_market, &config, &settled), &Known::default());
+        let again = diff(&new, &settled, &context(&new_market, &config, &settled), &LiveRowFacts::default());
         prop_assert!(again.is_empty());
     }
 }

@@ -2,8 +2,8 @@
 //! day and every bar up to it. Not part of the store's roles: only development tools write
 //! `symbols` and `ohlcv_daily`, which Phase 2 owns in production.
 
+use crate::devtools::market::SyntheticMarket;
 use crate::domain::market::{DailyBar, SymbolRow};
-use crate::fixtures::SyntheticMarket;
 use crate::store::sql::rows_per_statement;
 use crate::store::{QueryContext, SqlStore, StoreError};
 use chrono::Utc;

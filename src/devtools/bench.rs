@@ -5,9 +5,9 @@
 pub mod load;
 
 use crate::config::BenchArgs;
+use crate::devtools::loader::{load_day, load_through_day};
+use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::domain::types::{EntryKey, RunId};
-use crate::fixtures::{FixtureParams, SyntheticMarket};
-use crate::fixtures_loader::{load_day, load_through_day};
 use crate::history;
 use crate::job::{self, JobConfig, PlanRequest, RunRequest};
 use crate::publish::Publisher;

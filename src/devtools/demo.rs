@@ -2,12 +2,12 @@
 //! embedded file by default): load a synthetic market, build day 1, apply day 2's deltas, show a
 //! plan with reasons, a universe's history, a replay of day 1 verified by hash, and a rollback.
 
+use crate::devtools::loader::{load_day, load_through_day};
+use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::domain::fingerprint::hash_value;
 use crate::domain::types::EntryKey;
-use crate::fixtures::{FixtureParams, SyntheticMarket};
-use crate::fixtures_loader::{load_day, load_through_day};
 use crate::history;
-use crate::job::{self, JobConfig, JobError, PlanRequest, RunRequest};
+use crate::job::{self, JobConfig, PlanRequest, RunError, RunRequest};
 use crate::store::{LogReader, Schema, SqlStore, StoreError, Trigger};
 use chrono::Utc;
 use std::fmt::Write as _;
@@ -18,11 +18,9 @@ pub enum DemoError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Job(#[from] JobError),
+    Run(#[from] RunError),
     #[error(transparent)]
     History(#[from] history::HistoryError),
-    #[error(transparent)]
-    Rollback(#[from] job::RollbackError),
 }
 
 fn request(force: bool) -> RunRequest {
