@@ -14,13 +14,13 @@ mod plan;
 mod tests;
 
 pub use error::RunError;
-pub use lifecycle::{run_phase, Phase, RunObserver, Unobserved};
+pub use lifecycle::{run_phase, RunContext, RunObserver, Unobserved};
 pub use mode::{RunMode, TriggerMode};
 pub use plan::Plan;
 
 use crate::domain::config::TomlFile;
 use crate::domain::events::Channels;
-use crate::domain::guard::{self, GuardConfig};
+use crate::domain::guard::GuardConfig;
 use crate::domain::replay::ReplayedCatalog;
 use crate::domain::types::{Family, RunId};
 use crate::history::{self, PointInHistory};
@@ -177,16 +177,7 @@ async fn plan_towards(
     let planned = plan::prepare(tx.as_mut(), job, request, today, target).await;
     tx.rollback().await?;
     let planned = planned?;
-    let mut refusals = guard::check(
-        &job.guards,
-        &planned.freshness,
-        &planned.deltas,
-        &planned.current,
-    );
-    if target.is_some() {
-        // A rollback restores a past state on purpose: only the mass-change guards apply.
-        refusals.retain(|r| !r.is_about_input());
-    }
+    let refusals = planned.refusals(&job.guards, target.is_some());
     Ok(planned.plan_report(refusals, started.elapsed().as_secs_f64()))
 }
 

@@ -32,7 +32,7 @@ pub mod sql;
 mod sqlite;
 mod views;
 
-pub use database::{Pooled, SqlStore, SqlTx};
+pub use database::{Pooled, SqlStore, SqlTx, Writes};
 pub use records::*;
 
 use crate::domain::config::ConfigRow;

@@ -9,7 +9,8 @@ use crate::config::{Config, PlanArgs, RunArgs};
 use crate::domain::types::{EntryKey, RunId};
 use crate::history;
 use crate::job::{
-    self, run_phase, Phase, PlanRequest, RunError, RunMode, RunObserver, RunProgress, RunRequest,
+    self, run_phase, PlanRequest, RunContext, RunError, RunMode, RunObserver, RunProgress,
+    RunRequest,
 };
 use crate::publish::{notices, PublishError, Publisher};
 use crate::report::{RunReport, Trigger};
@@ -68,7 +69,7 @@ impl RunObserver for Terminal {
 /// Runs `mode` through Phase 2.5's lifecycle and prints its report (a refused run's too).
 async fn run_and_print(
     config: &Config,
-    phase: Phase<'_>,
+    context: RunContext<'_>,
     request: RunRequest,
     mode: RunMode,
     bar: (&str, &'static str),
@@ -78,7 +79,7 @@ async fn run_and_print(
         bar: StepBar::start(progress_wanted(config), bar_title),
         first_step,
     };
-    let result = run_phase(phase, request, &mode, &observer).await;
+    let result = run_phase(context, request, &mode, &observer).await;
     drop(observer);
     match result {
         Ok(report) => {
@@ -130,12 +131,12 @@ pub(super) async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliErro
     request.plan.as_of = args.plan.as_of;
     request.pause_before_commit = args.test_pause_before_commit;
     let mode = RunMode::Families(args.plan.only.clone());
-    let phase = Phase {
+    let context = RunContext {
         store: &store,
         job: &job,
         publisher: publisher.as_ref(),
     };
-    run_and_print(config, phase, request, mode, ("run", "starting")).await
+    run_and_print(config, context, request, mode, ("run", "starting")).await
 }
 
 /// `cache-sync rollback`: a new run towards the state after `to_run` (or its plan).
@@ -161,13 +162,13 @@ pub(super) async fn rollback(
     request.trigger = Trigger::Rollback;
     let mode = RunMode::Rollback(to_run);
     let publisher = publisher(config)?;
-    let phase = Phase {
+    let context = RunContext {
         store: &store,
         job: &job,
         publisher: publisher.as_ref(),
     };
     let bar = ("rollback", "replaying the target run");
-    run_and_print(config, phase, request, mode, bar).await
+    run_and_print(config, context, request, mode, bar).await
 }
 
 /// `cache-sync verify`: exit 5 when live rows differ from the log.

@@ -2,21 +2,22 @@
 //! server DATABASE_URL points at (created from a template, dropped afterwards). A benchmark,
 //! not a test: it reports figures and asserts nothing.
 
+mod events;
+mod history;
 pub mod load;
+mod scratch;
 
 use crate::config::BenchArgs;
 use crate::devtools::loader::{load_day, load_through_day};
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
-use crate::domain::types::{EntryKey, RunId};
-use crate::history;
 use crate::job::{self, JobConfig, PlanRequest, RunRequest};
 use crate::publish::Publisher;
 use crate::report::RunReport;
-use crate::store::{LogReader, QueryContext, Schema, SqlStore, StoreError, Trigger};
+use crate::store::{QueryContext, Schema, SqlStore, StoreError, Trigger};
 use chrono::Utc;
+use scratch::{audit_bytes, pg, wal_lsn, wal_since, ScratchServer};
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Instant;
@@ -165,95 +166,17 @@ impl BenchReport {
     }
 }
 
-struct Server {
-    options: PgConnectOptions,
+/// The synthetic market of the benchmark's size over `days` days.
+fn market(args: &BenchArgs, days: usize) -> SyntheticMarket {
+    SyntheticMarket::generate(&FixtureParams {
+        stocks: args.stocks,
+        etfs: args.etfs,
+        days,
+        ..FixtureParams::default()
+    })
 }
 
-impl Server {
-    fn with_database(&self, name: &str) -> PgConnectOptions {
-        self.options.clone().database(name)
-    }
-
-    async fn admin(&self) -> Result<PgConnection, StoreError> {
-        self.with_database("postgres")
-            .connect()
-            .await
-            .during("connecting to the postgres database")
-    }
-
-    // Database names below are generated here from the process id, never from input.
-    async fn create(&self, name: &str, template: Option<&str>) -> Result<SqlStore, StoreError> {
-        let mut admin = self.admin().await?;
-        let sql = match template {
-            Some(t) => format!("create database \"{name}\" template \"{t}\""),
-            None => format!("create database \"{name}\""),
-        };
-        if let Some(template) = template {
-            // A copy needs the template to itself: end any session still on it (a pooled
-            // connection being torn down, autovacuum).
-            sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()")
-                .bind(template)
-                .execute(&mut admin)
-                .await
-                .during("freeing the template database")?;
-        }
-        sqlx::query(&sql)
-            .execute(&mut admin)
-            .await
-            .during("creating a scratch database")?;
-        admin.close().await.during("closing")?;
-        let pool = sqlx::PgPool::connect_with(self.with_database(name))
-            .await
-            .during("connecting to a scratch database")?;
-        Ok(SqlStore::from_pg_pool(pool))
-    }
-
-    async fn drop_db(&self, name: &str) -> Result<(), StoreError> {
-        let mut admin = self.admin().await?;
-        sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
-            .execute(&mut admin)
-            .await
-            .during("dropping a scratch database")?;
-        Ok(())
-    }
-}
-
-/// The pool of a scratch database (always PostgreSQL: the benchmark needs a server).
-fn pg(store: &SqlStore) -> &sqlx::PgPool {
-    store
-        .pg_pool()
-        .expect("bench databases are created on a PostgreSQL server")
-}
-
-async fn wal_lsn(store: &SqlStore) -> Result<String, StoreError> {
-    sqlx::query_scalar("select pg_current_wal_insert_lsn()::text")
-        .fetch_one(pg(store))
-        .await
-        .during("reading the WAL position")
-}
-
-async fn wal_since(store: &SqlStore, lsn: &str) -> Result<i64, StoreError> {
-    let bytes: f64 = sqlx::query_scalar(
-        "select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8",
-    )
-    .bind(lsn)
-    .fetch_one(pg(store))
-    .await
-    .during("measuring WAL")?;
-    Ok(bytes as i64)
-}
-
-async fn audit_bytes(store: &SqlStore, run_id: i64) -> Result<i64, StoreError> {
-    sqlx::query_scalar(
-        "select coalesce((select sum(pg_column_size(e.*)) from cache_sync_event e where run_id = $1), 0)::int8
-              + coalesce((select sum(pg_column_size(r.*)) from cache_sync_run r where run_id = $1), 0)::int8",
-    )
-    .bind(run_id)
-    .fetch_one(pg(store))
-    .await
-    .during("measuring audit bytes")
-}
-
+/// A forced test run now (benchmarks measure, they do not guard).
 fn request() -> RunRequest {
     RunRequest {
         plan: PlanRequest::default(),
@@ -302,7 +225,7 @@ pub async fn run(
         target: crate::store::postgres::redact_url(url),
         source,
     })?;
-    let server = Server { options };
+    let server = ScratchServer { options };
     let tag = std::process::id();
     let day1 = format!("cache_sync_bench_{tag}_day1");
     let day2 = format!("cache_sync_bench_{tag}_day2");
@@ -312,13 +235,13 @@ pub async fn run(
     let mut report = result?;
     if args.history_runs > 0 {
         let name = format!("cache_sync_bench_{tag}_history");
-        let history = measure_history(&server, args, &name).await;
+        let history = history::measure_history(&server, args, &name).await;
         server.drop_db(&name).await?;
         report.history = Some(history?);
     }
     if let (Some(publisher), true) = (publisher, args.events > 0) {
         let name = format!("cache_sync_bench_{tag}_events");
-        let events = measure_events(&server, args, &name, publisher).await;
+        let events = events::measure_events(&server, args, &name, publisher).await;
         server.drop_db(&name).await?;
         report.events = Some(events?);
     }
@@ -326,12 +249,7 @@ pub async fn run(
         let name = format!("cache_sync_bench_{tag}_api");
         let store = server.create(&name, None).await?;
         store.migrate().await?;
-        let market = SyntheticMarket::generate(&FixtureParams {
-            stocks: args.stocks,
-            etfs: args.etfs,
-            days: 2,
-            ..FixtureParams::default()
-        });
+        let market = market(args, 2);
         load_through_day(&store, &market, 2).await?;
         let figures = load::run(store.clone(), args.api_clients, args.load_seconds)
             .await
@@ -344,18 +262,13 @@ pub async fn run(
 }
 
 async fn measure(
-    server: &Server,
+    server: &ScratchServer,
     args: &BenchArgs,
     day1: &str,
     day2: &str,
 ) -> Result<BenchReport, StoreError> {
     let repeat = args.repeat.max(1);
-    let market = SyntheticMarket::generate(&FixtureParams {
-        stocks: args.stocks,
-        etfs: args.etfs,
-        days: 2,
-        ..FixtureParams::default()
-    });
+    let market = market(args, 2);
 
     // Template at day 1: schema and market, empty cache_entries.
     let base = server.create(day1, None).await?;
@@ -430,177 +343,5 @@ async fn measure(
         history: None,
         events: None,
         api_load: None,
-    })
-}
-
-async fn measure_events(
-    server: &Server,
-    args: &BenchArgs,
-    name: &str,
-    publisher: &Publisher,
-) -> Result<EventFigures, StoreError> {
-    use futures_util::StreamExt as _;
-    let fail =
-        |e: crate::publish::PublishError| StoreError::Corrupt(format!("publishing failed: {e}"));
-    let store = server.create(name, None).await?;
-    store.migrate().await?;
-    // Throughput: a backlog of synthetic universe events, as after a long Redis outage.
-    sqlx::query(
-        "insert into cache_sync_outbox (run_id, environment, seq, channel, also_channel, event, payload)
-         select 0, 'BENCH', g, 'bench:universe:updated', 'bench:universe:stock_universe:market_cap:large_cap',
-                'universe_updated',
-                jsonb_build_object('universe', 'market_cap:large_cap', 'type', 'stock_universe', 'name', 'market_cap',
-                                   'key', 'large_cap', 'action', 'updated', 'added', jsonb_build_array('AAA'),
-                                   'removed', jsonb_build_array('BBB'), 'count', 612, 'seq', g, 'run_id', 0)
-         from generate_series(1, $1) g",
-    )
-    .bind(args.events as i64)
-    .execute(pg(&store))
-    .await
-    .during("queueing synthetic events")?;
-    let started = Instant::now();
-    let relayed = publisher.relay(&store).await.map_err(fail)?;
-    let seconds = started.elapsed().as_secs_f64();
-
-    // Latency: a subscriber on every channel, nightly runs, relay right after each commit.
-    let market = SyntheticMarket::generate(&FixtureParams {
-        stocks: args.stocks,
-        etfs: args.etfs,
-        days: 6,
-        ..FixtureParams::default()
-    });
-    load_through_day(&store, &market, 1).await?;
-    let client = redis::Client::open(publisher.redis_url()).map_err(|e| fail(e.into()))?;
-    let mut pubsub = client
-        .get_async_pubsub()
-        .await
-        .map_err(|e| fail(e.into()))?;
-    pubsub
-        .subscribe(publisher.channels().universe_updated())
-        .await
-        .map_err(|e| fail(e.into()))?;
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Instant>();
-    let listener = tokio::spawn(async move {
-        let mut messages = pubsub.into_on_message();
-        while messages.next().await.is_some() {
-            if sender.send(Instant::now()).is_err() {
-                break;
-            }
-        }
-    });
-    let job_config = JobConfig {
-        channels: publisher.channels().clone(),
-        ..JobConfig::default()
-    };
-    let mut latencies = Vec::new();
-    for day in 1..=6 {
-        if day > 1 {
-            load_day(&store, &market, day).await?;
-        }
-        let report = job::run(&store, &job_config, &request())
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("bench run failed: {e}")))?;
-        let committed = Instant::now();
-        publisher.relay(&store).await.map_err(fail)?;
-        let expected = report.created + report.updated + report.deleted;
-        for _ in 0..expected {
-            match tokio::time::timeout(std::time::Duration::from_secs(10), receiver.recv()).await {
-                Ok(Some(at)) => latencies.push(at.duration_since(committed).as_secs_f64() * 1e3),
-                _ => break,
-            }
-        }
-    }
-    listener.abort();
-    store.close().await;
-    // The synthetic backlog went into the change stream; leave nothing behind.
-    if let Ok(mut con) = client.get_multiplexed_async_connection().await {
-        let _: Result<i64, _> = redis::cmd("DEL")
-            .arg(publisher.channels().stream())
-            .query_async(&mut con)
-            .await;
-    }
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    Ok(EventFigures {
-        events_relayed: relayed.published,
-        events_per_second: relayed.published as f64 / seconds,
-        latency_median_ms: pick(0.5),
-        latency_p99_ms: pick(0.99),
-        latency_samples: latencies.len(),
-    })
-}
-
-async fn measure_history(
-    server: &Server,
-    args: &BenchArgs,
-    name: &str,
-) -> Result<HistoryFigures, StoreError> {
-    let nights = args.history_runs;
-    let market = SyntheticMarket::generate(&FixtureParams {
-        stocks: args.stocks,
-        etfs: args.etfs,
-        days: nights + 1,
-        ..FixtureParams::default()
-    });
-    let store = server.create(name, None).await?;
-    store.migrate().await?;
-    let job_config = JobConfig::default();
-    let started = Instant::now();
-    load_through_day(&store, &market, 1).await?;
-    for day in 1..=nights + 1 {
-        if day > 1 {
-            load_day(&store, &market, day).await?;
-        }
-        job::run(&store, &job_config, &request())
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("bench run failed: {e}")))?;
-    }
-    let simulation_seconds = started.elapsed().as_secs_f64();
-    let runs = store.read_runs("DEFAULT", 100_000, 0).await?;
-    let ids: Vec<RunId> = runs.iter().map(|r| r.run_id).rev().collect();
-    // Sample runs across the whole history, including the last one before each checkpoint (the
-    // longest fold).
-    let step = (ids.len() / 25).max(1);
-    let samples: Vec<RunId> = ids
-        .iter()
-        .copied()
-        .step_by(step)
-        .chain(ids.last().copied())
-        .collect();
-    let key = EntryKey::new("stock_universe", "market_cap", "large_cap");
-    let (mut one, mut whole) = (Vec::new(), Vec::new());
-    for run in samples {
-        let t = Instant::now();
-        history::replay_state(&store, "DEFAULT", run, Some(&key))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("replay failed: {e}")))?;
-        one.push(t.elapsed().as_secs_f64() * 1e3);
-        let t = Instant::now();
-        history::replay_state(&store, "DEFAULT", run, None)
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("replay failed: {e}")))?;
-        whole.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let (log_bytes, checkpoint_bytes): (i64, i64) = sqlx::query_as(
-        "select pg_total_relation_size('cache_sync_event') + pg_total_relation_size('cache_sync_run'),
-                pg_total_relation_size('cache_sync_checkpoint')",
-    )
-    .fetch_one(pg(&store))
-    .await
-    .during("measuring the log")?;
-    store.close().await;
-    Ok(HistoryFigures {
-        nightly_runs: nights,
-        checkpoint_every: job_config.checkpoint_every,
-        one_entry: Timing::of(one),
-        whole_catalog: Timing::of(whole),
-        log_bytes,
-        checkpoint_bytes,
-        simulation_seconds,
     })
 }

@@ -5,7 +5,7 @@
 use crate::devtools::market::SyntheticMarket;
 use crate::domain::market::{DailyBar, SymbolRow};
 use crate::store::sql::rows_per_statement;
-use crate::store::{QueryContext, SqlStore, StoreError};
+use crate::store::{QueryContext, SqlStore, StoreError, Writes};
 use chrono::Utc;
 
 /// How much was written.
@@ -52,7 +52,7 @@ async fn write_rows(
     symbols: &[SymbolRow],
     bars: &[DailyBar],
 ) -> Result<LoadedRows, StoreError> {
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.transaction(Writes::Now).await?;
     let conn = &mut tx.conn();
     let dialect = conn.dialect();
     for chunk in symbols.chunks(rows_per_statement(dialect, 14)) {

@@ -4,8 +4,8 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::job::{
-    self, run_phase, Phase, PlanRequest, RunError, RunMode, RunObserver, RunProgress, RunRequest,
-    TriggerMode,
+    self, run_phase, PlanRequest, RunContext, RunError, RunMode, RunObserver, RunProgress,
+    RunRequest, TriggerMode,
 };
 use crate::report::RunReport;
 use crate::store::{JobRecord, JobStatus, Trigger};
@@ -184,7 +184,7 @@ async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id:
         progress: None,
         expect_plan: plan_id,
     };
-    let phase = Phase {
+    let context = RunContext {
         store: state.store.as_ref(),
         job: &state.job,
         publisher: state.publisher.as_ref(),
@@ -194,7 +194,7 @@ async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id:
         job_id: &record.job_id,
     };
     // The outcome is on the job board and, for failures, on the errors channel.
-    let _ = run_phase(phase, request, &RunMode::Trigger(mode), &observer).await;
+    let _ = run_phase(context, request, &RunMode::Trigger(mode), &observer).await;
 }
 
 /// On shutdown: wait for the running job up to `grace`, else abort it (its transaction rolls

@@ -6,7 +6,7 @@ use super::AppState;
 use crate::domain::types::{EntryKey, RunId};
 use crate::history::{self, PointInHistory};
 use crate::job::{
-    self, run_phase, Phase, PlanRequest, RunMode, RunRequest, TriggerMode, Unobserved,
+    self, run_phase, PlanRequest, RunContext, RunMode, RunRequest, TriggerMode, Unobserved,
 };
 use crate::store::Trigger;
 use axum::extract::{Path, Query, State};
@@ -217,13 +217,13 @@ pub async fn rollback(
         progress: None,
         expect_plan: None,
     };
-    let phase = Phase {
+    let context = RunContext {
         store,
         job: &state.job,
         publisher: state.publisher.as_ref(),
     };
     let mode = RunMode::Rollback(RunId(body.to_run));
-    let report = run_phase(phase, request, &mode, &Unobserved).await?;
+    let report = run_phase(context, request, &mode, &Unobserved).await?;
     let mut value = serde_json::to_value(&report.outcome).map_err(ApiError::internal)?;
     value["success"] = json!(true);
     Ok(Json(value))

@@ -8,7 +8,7 @@ use super::mode::{covered, recorded};
 use super::plan::{prepare, Plan};
 use super::{JobConfig, RunError, RunRequest};
 use crate::domain::events::{run_events, RunFacts};
-use crate::domain::guard::{self, Refusal};
+use crate::domain::guard::Refusal;
 use crate::domain::invariants::Collision;
 use crate::domain::replay::ReplayedCatalog;
 use crate::domain::types::RunId;
@@ -126,17 +126,7 @@ async fn decide_and_write(
     let refusals = if request.force {
         Vec::new()
     } else {
-        let mut refusals = guard::check(
-            &job.guards,
-            &planned.freshness,
-            &planned.deltas,
-            &planned.current,
-        );
-        if target.is_some() {
-            // A rollback restores a past state on purpose: only the mass-change guards apply.
-            refusals.retain(|r| !r.is_about_input());
-        }
-        refusals
+        planned.refusals(&job.guards, target.is_some())
     };
     let refused = !planned.collisions.is_empty() || !refusals.is_empty();
     let elapsed = started.elapsed();

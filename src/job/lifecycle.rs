@@ -37,13 +37,13 @@ impl RunObserver for Unobserved {}
 
 /// What a run needs of the process: the database, the job's settings, Redis if configured.
 #[derive(Clone, Copy)]
-pub struct Phase<'a> {
+pub struct RunContext<'a> {
     pub store: &'a dyn Store,
     pub job: &'a JobConfig,
     pub publisher: Option<&'a Publisher>,
 }
 
-impl Phase<'_> {
+impl RunContext<'_> {
     /// Publishes a notice now (see `Publisher::announce`).
     async fn notify(&self, channel: fn(&Channels) -> String, event: &str, payload: Value) {
         if let Some(p) = self.publisher {
@@ -58,7 +58,7 @@ impl Phase<'_> {
 /// # Errors
 /// The run's error, after the failure notice went out.
 pub async fn run_phase(
-    phase: Phase<'_>,
+    context: RunContext<'_>,
     mut request: RunRequest,
     mode: &RunMode,
     observer: &dyn RunObserver,
@@ -70,11 +70,11 @@ pub async fn run_phase(
         let label = mode.label();
         let trigger = request.trigger.as_str();
         let payload = notices::sync_triggered(&job_id, &label, request.force, trigger);
-        phase
+        context
             .notify(Channels::sync_triggered, "cache_sync_triggered", payload)
             .await;
         let payload = notices::phase_started(&job_id, &label);
-        phase
+        context
             .notify(Channels::started, "phase_started", payload)
             .await;
     }
@@ -83,8 +83,8 @@ pub async fn run_phase(
     request.progress = Some(sender);
     let run = async move {
         let result = match mode.rollback_target() {
-            Some(to_run) => super::rollback(phase.store, phase.job, to_run, &request).await,
-            None => super::run(phase.store, phase.job, &request).await,
+            Some(to_run) => super::rollback(context.store, context.job, to_run, &request).await,
+            None => super::run(context.store, context.job, &request).await,
         };
         // The last sender goes with the request: the progress loop below then ends.
         drop(request);
@@ -96,7 +96,7 @@ pub async fn run_phase(
             if announced {
                 let payload =
                     notices::phase_progress(&job_id, step.step, step.percent, step.entries_changed);
-                phase
+                context
                     .notify(Channels::progress, "phase_progress", payload)
                     .await;
             }
@@ -104,15 +104,15 @@ pub async fn run_phase(
     };
     let (result, ()) = tokio::join!(run, progress);
     observer.ended(&result).await;
-    if let Some(publisher) = phase.publisher {
-        match publisher.relay(phase.store).await {
+    if let Some(publisher) = context.publisher {
+        match publisher.relay(context.store).await {
             Ok(outcome) => tracing::info!(published = outcome.published, "events relayed"),
             Err(e) => observer.relay_failed(&e).await,
         }
     }
     if let (true, Err(error)) = (announced, &result) {
         let payload = notices::run_failed(&job_id, &error.to_string());
-        phase
+        context
             .notify(Channels::errors, "cache_sync_failed", payload)
             .await;
     }

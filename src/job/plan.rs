@@ -8,7 +8,7 @@ use crate::domain::catalog::{compute_catalog, Catalog, DesiredEntry};
 use crate::domain::config::{CatalogConfig, ConfigError, ConfigWarning};
 use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, LiveRowFacts, Op};
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
-use crate::domain::guard::{InputFreshness, Refusal};
+use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
 use crate::domain::reasons::{ReasonCode, ReasonContext};
 use crate::domain::replay::ReplayedCatalog;
@@ -53,6 +53,16 @@ impl Plan {
             .keys()
             .filter(|k| !touched.contains(k))
             .count()
+    }
+
+    /// The guard rails this plan trips. A rollback restores a past state on purpose: only the
+    /// mass-change guards apply to it.
+    pub fn refusals(&self, guards: &GuardConfig, rollback: bool) -> Vec<Refusal> {
+        let mut refusals = guard::check(guards, &self.freshness, &self.deltas, &self.current);
+        if rollback {
+            refusals.retain(|r| !r.is_about_input());
+        }
+        refusals
     }
 
     /// The plan's identity: a trigger that names it applies only while the same plan would be

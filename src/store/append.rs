@@ -4,7 +4,7 @@
 //! dialect's parameter limit.
 
 use super::event_log::entry_heads;
-use super::sql::{execute_chunked, json_text, Conn, Param};
+use super::sql::{execute_chunked, fetch_chunked, json_text, Conn, Param};
 use super::{AppendedRun, EntryHead, NewRun, QueryContext, StoreError};
 use crate::domain::diff::{Delta, Op};
 use crate::domain::events::OutgoingEvent;
@@ -337,30 +337,31 @@ async fn record_row_digests(
     keys: &[&EntryKey],
 ) -> Result<(), StoreError> {
     let dialect = conn.dialect();
-    let mut digests: Vec<(EntryKey, String)> = Vec::new();
-    for chunk in keys.chunks(super::sql::rows_per_statement(dialect, 3)) {
-        let mut sql = conn.sql(&format!(
-            "select c.type, c.name, c.key, {} from cache_entries c
-             where c.environment = $1 and (c.type, c.name, c.key) in (",
-            dialect.row_version("c")
-        ));
-        sql = sql.bind(environment);
-        sql.push_values(chunk, |row, key| {
-            row.bind(&key.entry_type).bind(&key.name).bind(&key.key);
+    let context = "recording row versions";
+    let rows: Vec<(String, String, String, String)> =
+        fetch_chunked(conn, keys, 3, context, |sql, chunk| {
+            let version = dialect.row_version("c");
+            sql.push(&format!(
+                "select c.type, c.name, c.key, {version} from cache_entries c where c.environment = "
+            ))
+            .push_bind(environment)
+            .push(" and (c.type, c.name, c.key) in (")
+            .push_values(chunk, |row, key| {
+                row.bind(&key.entry_type).bind(&key.name).bind(&key.key);
+            })
+            .push(") order by c.id");
+            Ok(())
         })
-        .push(") order by c.id");
-        let rows: Vec<(String, String, String, String)> =
-            sql.fetch_all(conn).await.during("recording row versions")?;
-        // The first row of an identity (duplicates were deleted by the run that found them).
-        let mut seen = HashSet::new();
-        for (t, n, k, version) in rows {
-            let key = EntryKey::new(t, n, k);
-            if seen.insert(key.clone()) {
-                digests.push((key, dialect.row_digest(version)));
-            }
+        .await?;
+    // The first row of an identity (duplicates were deleted by the run that found them).
+    let mut seen = HashSet::new();
+    let mut digests: Vec<(EntryKey, String)> = Vec::new();
+    for (t, n, k, version) in rows {
+        let key = EntryKey::new(t, n, k);
+        if seen.insert(key.clone()) {
+            digests.push((key, dialect.row_digest(version)));
         }
     }
-    let context = "recording row versions";
     execute_chunked(conn, &digests, 4, context, |sql, chunk| {
         sql.push("update cache_sync_entry_head as h set row_digest = v.column4 from (")
             .push_values(chunk, |row, (key, digest)| {

@@ -35,6 +35,15 @@ impl Pooled {
     }
 }
 
+/// When a transaction takes the database's write lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// At its first write (a run: `try_lock_writer` decides).
+    Later,
+    /// At once (it will write).
+    Now,
+}
+
 /// An open transaction. Dropped without `commit`, it rolls back.
 pub enum SqlTx {
     Postgres(Transaction<'static, Postgres>),
@@ -148,29 +157,18 @@ impl SqlStore {
         })
     }
 
-    /// Starts a transaction that only takes the write lock when it first writes (SQLite's
-    /// deferred `BEGIN`; see `sqlite.rs`).
+    /// Starts a transaction. With `Writes::Later` it takes SQLite's write lock only when it
+    /// first writes (deferred `BEGIN`; see `sqlite.rs`); with `Writes::Now` at once (`BEGIN
+    /// IMMEDIATE`), so it never has to upgrade a read snapshot.
     ///
     /// # Errors
     /// The driver's error.
-    pub async fn begin_deferred(&self) -> Result<SqlTx, StoreError> {
+    pub async fn transaction(&self, writes: Writes) -> Result<SqlTx, StoreError> {
         let context = "starting a transaction";
-        Ok(match &self.pool {
-            Pool::Postgres(p) => SqlTx::Postgres(p.begin().await.during(context)?),
-            Pool::Sqlite(p) => SqlTx::Sqlite(p.begin().await.during(context)?),
-        })
-    }
-
-    /// Starts a transaction that will write: on SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so it never has to upgrade a read snapshot.
-    ///
-    /// # Errors
-    /// The driver's error.
-    pub async fn begin_write(&self) -> Result<SqlTx, StoreError> {
-        let context = "starting a transaction";
-        Ok(match &self.pool {
-            Pool::Postgres(p) => SqlTx::Postgres(p.begin().await.during(context)?),
-            Pool::Sqlite(p) => {
+        Ok(match (&self.pool, writes) {
+            (Pool::Postgres(p), _) => SqlTx::Postgres(p.begin().await.during(context)?),
+            (Pool::Sqlite(p), Writes::Later) => SqlTx::Sqlite(p.begin().await.during(context)?),
+            (Pool::Sqlite(p), Writes::Now) => {
                 SqlTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.during(context)?)
             }
         })
@@ -217,7 +215,7 @@ impl Schema for SqlStore {
     }
 
     async fn widen_unique(&self, apply: bool) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.transaction(Writes::Now).await?;
         let dialect = self.dialect();
         let mut statements = dialect.widen_unique_statements(&mut tx.conn()).await?;
         if statements.is_empty() {

@@ -3,9 +3,9 @@
 //! in `append.rs`.
 
 use super::append;
-use super::database::{SqlStore, SqlTx};
+use super::database::{SqlStore, SqlTx, Writes};
 use super::rows::{market_row, parse_hash};
-use super::sql::{rows_per_statement, Conn};
+use super::sql::{fetch_chunked, Conn};
 use super::{
     AppendedRun, EntryHead, EventLog, LockOutcome, NewRun, QueryContext, RowIdentity, RunTx,
     StoreError, StoredRow, UniqueConstraint,
@@ -18,17 +18,18 @@ use crate::domain::market::MarketSnapshot;
 use crate::domain::types::{EntryKey, Family, RunId, Scope};
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use sqlx::types::Json;
 use std::collections::HashMap;
 
 #[async_trait]
 impl EventLog for SqlStore {
     async fn begin(&self) -> Result<Box<dyn RunTx>, StoreError> {
         // Deferred: the writer lock is taken by `try_lock_writer` (see `sqlite.rs`).
-        Ok(Box::new(self.begin_deferred().await?))
+        Ok(Box::new(self.transaction(Writes::Later).await?))
     }
 
     async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.transaction(Writes::Now).await?;
         let run_id = append::run_record(&mut tx.conn(), run).await?;
         tx.commit("committing the run record").await?;
         Ok(run_id)
@@ -82,24 +83,19 @@ impl RunTx for SqlTx {
 
     async fn load_config_rows(&mut self, environment: &str) -> Result<Vec<ConfigRow>, StoreError> {
         let conn = &mut self.conn();
-        let rows: Vec<(String, String, String)> = conn
+        let rows: Vec<(String, String, Json<serde_json::Value>)> = conn
             .sql(
-                "select coalesce(name, ''), coalesce(key, ''), cast(value as text) from cache_entries
+                "select coalesce(name, ''), coalesce(key, ''), value from cache_entries
                  where type = 'cache_config' and environment = $1 order by id",
             )
             .bind(environment)
             .fetch_all(conn)
             .await
             .during("reading cache_config rows")?;
-        rows.into_iter()
-            .map(|(name, key, value)| {
-                Ok(ConfigRow {
-                    name,
-                    key,
-                    value: super::rows::parse_json(&value, "a cache_config value")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(name, key, Json(value))| ConfigRow { name, key, value })
+            .collect())
     }
 
     async fn load_rows(
@@ -109,53 +105,56 @@ impl RunTx for SqlTx {
     ) -> Result<Vec<StoredRow>, StoreError> {
         let conn = &mut self.conn();
         let dialect = conn.dialect();
-        let mut out = Vec::new();
-        for chunk in scopes.chunks(rows_per_statement(dialect, 2)) {
-            let mut sql = conn.sql(&format!(
-                "select cast(c.id as bigint), c.type, c.name, c.key, {} from cache_entries c
-                 where c.environment = $1 and (c.type, c.name) in (",
-                dialect.row_version("c")
-            ));
-            sql = sql.bind(environment);
-            sql.push_values(chunk, |row, scope| {
-                row.bind(&scope.entry_type).bind(&scope.name);
+        let context = "reading owned cache_entries rows";
+        let rows: Vec<(i64, String, String, String, String)> =
+            fetch_chunked(conn, scopes, 2, context, |sql, chunk| {
+                let version = dialect.row_version("c");
+                sql.push(&format!(
+                    "select cast(c.id as bigint), c.type, c.name, c.key, {version}
+                     from cache_entries c where c.environment = "
+                ))
+                .push_bind(environment)
+                .push(" and (c.type, c.name) in (")
+                .push_values(chunk, |row, scope| {
+                    row.bind(&scope.entry_type).bind(&scope.name);
+                })
+                .push(")");
+                Ok(())
             })
-            .push(")");
-            let rows: Vec<(i64, String, String, String, String)> = sql
-                .fetch_all(conn)
-                .await
-                .during("reading owned cache_entries rows")?;
-            out.extend(rows.into_iter().map(|(id, t, n, k, version)| StoredRow {
+            .await?;
+        let mut out: Vec<StoredRow> = rows
+            .into_iter()
+            .map(|(id, t, n, k, version)| StoredRow {
                 id,
                 key: EntryKey::new(t, n, k),
                 digest: dialect.row_digest(version),
-            }));
-        }
+            })
+            .collect();
         out.sort_by_key(|r| r.id);
         Ok(out)
     }
 
     async fn load_values(&mut self, ids: &[i64]) -> Result<Vec<CurrentEntry>, StoreError> {
         let conn = &mut self.conn();
-        let mut out = Vec::new();
-        for chunk in ids.chunks(rows_per_statement(conn.dialect(), 1)) {
-            let mut sql = conn.sql(
-                "select cast(id as bigint), type, name, key, cast(value as text) from cache_entries
-                 where id in ",
-            );
-            sql.push_list(chunk.iter().copied()).push(" order by id");
-            let rows: Vec<(i64, String, String, String, String)> = sql
-                .fetch_all(conn)
-                .await
-                .during("reading cache_entries values")?;
-            for (id, t, n, k, value) in rows {
-                out.push(CurrentEntry {
-                    id,
-                    key: EntryKey::new(t, n, k),
-                    value: super::rows::parse_json(&value, "a cache_entries value")?,
-                });
-            }
-        }
+        let context = "reading cache_entries values";
+        let rows: Vec<(i64, String, String, String, Json<serde_json::Value>)> =
+            fetch_chunked(conn, ids, 1, context, |sql, chunk| {
+                sql.push(
+                    "select cast(id as bigint), type, name, key, value from cache_entries
+                     where id in ",
+                )
+                .push_list(chunk.iter().copied());
+                Ok(())
+            })
+            .await?;
+        let mut out: Vec<CurrentEntry> = rows
+            .into_iter()
+            .map(|(id, t, n, k, Json(value))| CurrentEntry {
+                id,
+                key: EntryKey::new(t, n, k),
+                value,
+            })
+            .collect();
         out.sort_by_key(|e| e.id);
         Ok(out)
     }

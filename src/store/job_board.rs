@@ -2,7 +2,6 @@
 
 use super::database::SqlStore;
 use super::dialect::Dialect;
-use super::rows::job_record;
 use super::{JobBoard, JobRecord, JobStats, JobStatus, QueryContext, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,8 +10,7 @@ use chrono::{DateTime, Utc};
 fn columns(dialect: Dialect) -> String {
     format!(
         "select job_id, mode, force, triggered_by, status, created_at, start_time, end_time,
-                {} as duration_seconds, error_details, cast(progress as text) as progress,
-                run_id, plan_id
+                {} as duration_seconds, error_details, progress, run_id, plan_id
          from cache_sync_job",
         dialect.seconds_between("start_time", "end_time")
     )
@@ -101,12 +99,9 @@ impl JobBoard for SqlStore {
         let conn = &mut pooled.conn();
         conn.sql(&format!("{} where job_id = $1", columns(conn.dialect())))
             .bind(job_id)
-            .fetch_rows(conn)
+            .fetch_optional(conn)
             .await
-            .during("reading a job")?
-            .first()
-            .map(job_record)
-            .transpose()
+            .during("reading a job")
     }
 
     async fn list_jobs(
@@ -123,12 +118,9 @@ impl JobBoard for SqlStore {
             ))
             .bind(limit)
             .bind(offset)
-            .fetch_rows(conn)
+            .fetch_all(conn)
             .await
-            .during("listing jobs")?
-            .iter()
-            .map(job_record)
-            .collect::<Result<_, _>>()?;
+            .during("listing jobs")?;
         let total: i64 = conn
             .sql("select count(*) from cache_sync_job")
             .scalar(conn)
@@ -154,31 +146,21 @@ impl JobBoard for SqlStore {
         let mut pooled = self.acquire().await?;
         let conn = &mut pooled.conn();
         let seconds = conn.dialect().seconds_between("start_time", "end_time");
-        let rows = conn
+        let stats: Option<JobStats> = conn
             .sql(&format!(
                 "select count(*) as total,
                         count(*) filter (where status = 'completed') as completed,
                         count(*) filter (where status = 'failed') as failed,
                         count(*) filter (where status in ('pending', 'running')) as running,
-                        avg({seconds}) filter (where status = 'completed') as avg,
-                        max(end_time) filter (where status = 'completed') as last
+                        avg({seconds}) filter (where status = 'completed')
+                            as average_duration_seconds,
+                        max(end_time) filter (where status = 'completed') as last_completed_at
                  from cache_sync_job where created_at >= $1"
             ))
             .bind(since)
-            .fetch_rows(conn)
+            .fetch_optional(conn)
             .await
             .during("computing job statistics")?;
-        let r = rows
-            .first()
-            .ok_or_else(|| StoreError::Corrupt("no job statistics row".to_owned()))?;
-        let get = "reading job statistics";
-        Ok(JobStats {
-            total: r.get("total", get)?,
-            completed: r.get("completed", get)?,
-            failed: r.get("failed", get)?,
-            running: r.get("running", get)?,
-            average_duration_seconds: r.get("avg", get)?,
-            last_completed_at: r.get("last", get)?,
-        })
+        Ok(stats.unwrap_or_default())
     }
 }

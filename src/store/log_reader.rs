@@ -2,7 +2,7 @@
 //! replay, show and verify.
 
 use super::database::SqlStore;
-use super::rows::{parse_family, parse_hash, parse_json, parse_op, run_summary};
+use super::rows::{parse_family, parse_hash, parse_op};
 use super::{
     Checkpoint, EventFilter, LogReader, LoggedEvent, QueryContext, RunSummary, StoreError,
 };
@@ -10,6 +10,7 @@ use crate::domain::diff::EntryChange;
 use crate::domain::types::{EntryKey, RunId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 
 /// `and entry_type = … and entry_name = … and entry_key = …` for one entry.
 fn push_entry(sql: &mut super::sql::Sql, key: &EntryKey) {
@@ -28,20 +29,17 @@ impl LogReader for SqlStore {
     ) -> Result<Vec<RunSummary>, StoreError> {
         let mut pooled = self.acquire().await?;
         let conn = &mut pooled.conn();
-        let rows = conn
-            .sql(
-                "select run_id, trigger, families, as_of, config_hash, status, forced, started_at,
-                        finished_at, created_count, updated_count, deleted_count, unchanged_count,
-                        error
-                 from cache_sync_run where environment = $1 order by run_id desc limit $2 offset $3",
-            )
-            .bind(environment)
-            .bind(limit)
-            .bind(offset)
-            .fetch_rows(conn)
-            .await
-            .during("reading runs")?;
-        rows.iter().map(run_summary).collect()
+        conn.sql(
+            "select run_id, trigger, families, as_of, config_hash, status, forced, started_at,
+                    finished_at, created_count, updated_count, deleted_count, unchanged_count, error
+             from cache_sync_run where environment = $1 order by run_id desc limit $2 offset $3",
+        )
+        .bind(environment)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(conn)
+        .await
+        .during("reading runs")
     }
 
     async fn run_at(
@@ -73,7 +71,7 @@ impl LogReader for SqlStore {
         let conn = &mut pooled.conn();
         let mut sql = conn.sql(
             "select seq, run_id, entry_type, entry_name, entry_key, version, op, family,
-                    hash_before, hash_after, cast(change as text) as change, recorded_at
+                    hash_before, hash_after, change, recorded_at
              from cache_sync_event where environment = ",
         );
         sql.push_bind(environment);
@@ -116,7 +114,7 @@ impl LogReader for SqlStore {
                     hash_before: parse_hash(r.get("hash_before", get)?)?,
                     hash_after: parse_hash(r.get("hash_after", get)?)?,
                     // Parsed straight from text into the typed change: replay reads thousands.
-                    change: r.json::<EntryChange>("change", get)?,
+                    change: r.get::<Json<EntryChange>>("change", get)?.0,
                     recorded_at: r.get("recorded_at", get)?,
                 })
             })
@@ -146,7 +144,7 @@ impl LogReader for SqlStore {
             return Ok(None);
         };
         let mut sql = conn.sql(
-            "select entry_type, entry_name, entry_key, family, cast(value as text), hash
+            "select entry_type, entry_name, entry_key, family, value, hash
              from cache_sync_checkpoint where environment = ",
         );
         sql.push_bind(environment)
@@ -155,19 +153,20 @@ impl LogReader for SqlStore {
         if let Some(key) = key {
             push_entry(&mut sql, key);
         }
-        let rows: Vec<(String, String, String, String, String, String)> =
-            sql.fetch_all(conn).await.during("reading a checkpoint")?;
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            String,
+            Json<serde_json::Value>,
+            String,
+        )> = sql.fetch_all(conn).await.during("reading a checkpoint")?;
         let entries = rows
             .into_iter()
-            .map(|(t, n, k, family, value, hash)| {
+            .map(|(t, n, k, family, Json(value), hash)| {
                 let hash = parse_hash(Some(hash))?
                     .ok_or_else(|| StoreError::Corrupt("a checkpoint without hash".to_owned()))?;
-                Ok((
-                    EntryKey::new(t, n, k),
-                    parse_family(&family)?,
-                    parse_json(&value, "a checkpoint value")?,
-                    hash,
-                ))
+                Ok((EntryKey::new(t, n, k), parse_family(&family)?, value, hash))
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Some(Checkpoint {
@@ -184,9 +183,9 @@ impl LogReader for SqlStore {
     ) -> Result<Option<serde_json::Value>, StoreError> {
         let mut pooled = self.acquire().await?;
         let conn = &mut pooled.conn();
-        let text: Option<(String,)> = conn
+        let value: Option<(Json<serde_json::Value>,)> = conn
             .sql(
-                "select cast(value as text) from cache_entries
+                "select value from cache_entries
                  where environment = $1 and type = $2 and name = $3 and key = $4
                  order by id limit 1",
             )
@@ -197,7 +196,6 @@ impl LogReader for SqlStore {
             .fetch_optional(conn)
             .await
             .during("reading a live value")?;
-        text.map(|(t,)| parse_json(&t, "a cache_entries value"))
-            .transpose()
+        Ok(value.map(|(Json(v),)| v))
     }
 }

@@ -1,15 +1,14 @@
 //! The `Outbox` role: change events written with their run, read and marked by the relay.
 
 use super::database::SqlStore;
-use super::rows::outbox_row;
 use super::sql::rows_per_statement;
 use super::{Outbox, OutboxRow, QueryContext, StoreError};
 use crate::domain::types::EntryKey;
 use async_trait::async_trait;
 use chrono::Utc;
 
-const COLUMNS: &str = "select outbox_id, run_id, seq, channel, also_channel, event,
-        cast(payload as text) as payload, created_at, published_at
+const COLUMNS: &str = "select outbox_id, run_id, seq, channel, also_channel, event, payload,
+        created_at, published_at
      from cache_sync_outbox";
 
 #[async_trait]
@@ -21,12 +20,9 @@ impl Outbox for SqlStore {
             "{COLUMNS} where published_at is null order by outbox_id limit $1"
         ))
         .bind(limit)
-        .fetch_rows(conn)
+        .fetch_all(conn)
         .await
-        .during("reading pending outbox events")?
-        .iter()
-        .map(outbox_row)
-        .collect()
+        .during("reading pending outbox events")
     }
 
     async fn mark_published(&self, ids: &[i64]) -> Result<(), StoreError> {
@@ -79,13 +75,7 @@ impl Outbox for SqlStore {
             " order by outbox_id desc limit "
         })
         .push_bind(limit);
-        let mut rows: Vec<OutboxRow> = sql
-            .fetch_rows(conn)
-            .await
-            .during("reading the outbox")?
-            .iter()
-            .map(outbox_row)
-            .collect::<Result<_, _>>()?;
+        let mut rows: Vec<OutboxRow> = sql.fetch_all(conn).await.during("reading the outbox")?;
         if !filtered {
             rows.reverse();
         }

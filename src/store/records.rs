@@ -60,8 +60,9 @@ pub struct NewRun {
 }
 
 /// A run as the log holds it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RunSummary {
+    #[sqlx(try_from = "i64")]
     pub run_id: RunId,
     pub trigger: Trigger,
     pub families: String,
@@ -71,11 +72,21 @@ pub struct RunSummary {
     pub forced: bool,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    #[sqlx(rename = "created_count")]
     pub created: i32,
+    #[sqlx(rename = "updated_count")]
     pub updated: i32,
+    #[sqlx(rename = "deleted_count")]
     pub deleted: i32,
+    #[sqlx(rename = "unchanged_count")]
     pub unchanged: i32,
     pub error: Option<String>,
+}
+
+impl From<i64> for RunId {
+    fn from(id: i64) -> Self {
+        RunId(id)
+    }
 }
 
 /// One logged entry delta.
@@ -124,14 +135,16 @@ pub struct AppendedRun {
 }
 
 /// One outbox row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct OutboxRow {
     pub outbox_id: i64,
+    #[sqlx(try_from = "i64")]
     pub run_id: RunId,
     pub seq: Option<i64>,
     pub channel: String,
     pub also_channel: Option<String>,
     pub event: String,
+    #[sqlx(json)]
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
@@ -165,8 +178,8 @@ impl JobStatus {
     }
 }
 
-/// An API job (`cache_sync_job`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An API job (`cache_sync_job`), its duration computed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct JobRecord {
     pub job_id: String,
     /// The trigger mode it was asked for (`full`, `market_cap`, `themes`, `ipos`).
@@ -179,13 +192,14 @@ pub struct JobRecord {
     pub end_time: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
     pub error_details: Option<String>,
+    #[sqlx(json(nullable))]
     pub progress: Option<serde_json::Value>,
     pub run_id: Option<i64>,
     pub plan_id: Option<String>,
 }
 
 /// Job counts and durations over a period.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
 pub struct JobStats {
     pub total: i64,
     pub completed: i64,
@@ -196,16 +210,19 @@ pub struct JobStats {
 }
 
 /// One live universe row for listings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct UniverseRow {
+    /// `{name}:{key}`, the UI's dropdown id.
     pub universe: String,
     #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
     pub entry_type: String,
     pub name: String,
     pub key: String,
     pub symbol_count: i64,
     /// The hash the log recorded for the row (absent for rows the job never wrote).
     pub hash: Option<String>,
+    #[sqlx(rename = "updated_at")]
     pub last_updated: Option<chrono::NaiveDateTime>,
 }
 

@@ -194,19 +194,6 @@ impl Row {
         }
         .during(context)
     }
-
-    /// The text column `name` parsed as JSON.
-    ///
-    /// # Errors
-    /// As `get`, and `StoreError::Corrupt` when the text does not parse.
-    pub fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &str,
-        context: &'static str,
-    ) -> Result<T, StoreError> {
-        let text: String = self.get(name, context)?;
-        super::rows::parse_json(&text, name)
-    }
 }
 
 /// A statement and its parameters, rendered for one dialect.
@@ -453,8 +440,41 @@ pub fn rows_per_statement(dialect: Dialect, columns: usize) -> usize {
     ((dialect.max_parameters() - 8) / columns.max(1)).max(1)
 }
 
-/// Executes one statement per chunk of `items`, each chunk small enough for `columns`
-/// parameters per item; `statement` writes a chunk's statement. Nothing runs for no items.
+/// One statement per chunk of `items`, each chunk small enough for `columns` parameters per
+/// item; `write` writes a chunk's statement. None for no items.
+fn chunk_statements<'a, T>(
+    dialect: Dialect,
+    items: &'a [T],
+    columns: usize,
+    mut write: impl FnMut(&mut Sql, &[T]) -> Result<(), StoreError> + 'a,
+) -> impl Iterator<Item = Result<Sql, StoreError>> + 'a {
+    items
+        .chunks(rows_per_statement(dialect, columns))
+        .map(move |chunk| {
+            let mut sql = Sql::new(dialect, "");
+            write(&mut sql, chunk).map(|()| sql)
+        })
+}
+
+/// Fetches through `chunk_statements`: every row of every chunk.
+///
+/// # Errors
+/// The first failing statement's error, with `context`; a statement that cannot be written.
+pub async fn fetch_chunked<T, R: Record>(
+    conn: &mut Conn<'_>,
+    items: &[T],
+    columns: usize,
+    context: &'static str,
+    write: impl FnMut(&mut Sql, &[T]) -> Result<(), StoreError>,
+) -> Result<Vec<R>, StoreError> {
+    let mut rows = Vec::new();
+    for sql in chunk_statements(conn.dialect(), items, columns, write) {
+        rows.extend(sql?.fetch_all::<R>(conn).await.during(context)?);
+    }
+    Ok(rows)
+}
+
+/// Executes through `chunk_statements`: the number of rows affected.
 ///
 /// # Errors
 /// The first failing statement's error, with `context`; a statement that cannot be written.
@@ -463,13 +483,11 @@ pub async fn execute_chunked<T>(
     items: &[T],
     columns: usize,
     context: &'static str,
-    mut statement: impl FnMut(&mut Sql, &[T]) -> Result<(), StoreError>,
+    write: impl FnMut(&mut Sql, &[T]) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     let mut affected = 0;
-    for chunk in items.chunks(rows_per_statement(conn.dialect(), columns)) {
-        let mut sql = conn.sql("");
-        statement(&mut sql, chunk)?;
-        affected += sql.execute(conn).await.during(context)?;
+    for sql in chunk_statements(conn.dialect(), items, columns, write) {
+        affected += sql?.execute(conn).await.during(context)?;
     }
     Ok(affected)
 }

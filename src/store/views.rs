@@ -1,7 +1,6 @@
 //! The `ReadViews` role: the dashboard's universe listing and the metrics endpoint's figures.
 
 use super::database::SqlStore;
-use super::rows::universe_row;
 use super::{MetricsSnapshot, QueryContext, ReadViews, StoreError, UniverseRow};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -77,7 +76,7 @@ impl ReadViews for SqlStore {
             d.json_array_length("c.value", Some("etfs")),
         );
         conn.sql(&format!(
-            "select c.type, c.name, c.key, c.updated_at,
+            "select c.name || ':' || c.key as universe, c.type, c.name, c.key, c.updated_at,
                     cast({members} as bigint) as symbol_count, h.hash
              from cache_entries c
              join cache_sync_entry_head h on h.environment = c.environment
@@ -86,11 +85,8 @@ impl ReadViews for SqlStore {
              order by c.type, c.name, c.key"
         ))
         .bind(environment)
-        .fetch_rows(conn)
+        .fetch_all(conn)
         .await
-        .during("listing universes")?
-        .iter()
-        .map(universe_row)
-        .collect()
+        .during("listing universes")
     }
 }
