@@ -88,7 +88,7 @@ async fn write_rows(
         sql.execute(conn).await.during("loading symbols")?;
     }
     let now = Utc::now();
-    for chunk in bars.chunks(rows_per_statement(dialect, 7)) {
+    for chunk in bars.chunks(rows_per_statement(dialect, 8)) {
         let mut sql = conn.sql(
             "insert into ohlcv_daily (symbol, date, open, high, low, close, volume, created_at) ",
         );

@@ -263,3 +263,28 @@ async fn a_run_on_unchanged_input_appends_a_run_record_and_no_event() {
     assert_eq!(contents.events.len(), events);
     assert_eq!(contents.runs.len(), 2);
 }
+
+#[tokio::test]
+async fn the_run_record_stores_what_the_run_reported_without_its_deltas() {
+    let log = log_with_market();
+    let report = run(&log, &JobConfig::default(), &request())
+        .await
+        .expect("a run");
+    let contents = log.contents();
+    let stored = serde_json::to_value(&contents.runs[0].1.outcome).unwrap();
+    let mut reported = serde_json::to_value(&report).unwrap();
+    let fields = reported.as_object_mut().unwrap();
+    assert!(
+        fields.remove("deltas").is_some(),
+        "the report has its deltas"
+    );
+    // The record is written before the run has its id, with the timings of the plan.
+    for key in ["run_id", "timings", "duration_seconds"] {
+        fields.remove(key);
+    }
+    let mut stored = stored.as_object().unwrap().clone();
+    assert_eq!(stored.remove("run_id"), Some(serde_json::Value::Null));
+    stored.remove("timings");
+    stored.remove("duration_seconds");
+    assert_eq!(&stored, fields);
+}

@@ -139,7 +139,10 @@ async fn insert_run(conn: &mut Conn<'_>, run_id: RunId, run: &NewRun) -> Result<
     .bind(o.updated as i64)
     .bind(o.deleted as i64)
     .bind(o.unchanged as i64)
-    .bind(Param::json(o)?)
+    // Through a JSON tree, whose keys are sorted: the text the record has always held.
+    .bind(Param::json(
+        &serde_json::to_value(o).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    )?)
     .bind(&run.error)
     .execute(conn)
     .await
@@ -202,7 +205,7 @@ async fn apply_entries(
     execute_chunked(
         conn,
         &creates,
-        5,
+        7,
         "inserting cache_entries rows",
         |sql, chunk| {
             sql.push(
@@ -261,7 +264,7 @@ async fn append_events(
         versions.insert(&d.key, version);
         rows.push((d, seq, version, Param::json(&d.change)?));
     }
-    execute_chunked(conn, &rows, 12, "appending audit events", |sql, chunk| {
+    execute_chunked(conn, &rows, 13, "appending audit events", |sql, chunk| {
         sql.push(
             "insert into cache_sync_event (seq, run_id, environment, entry_type, entry_name,
                  entry_key, version, op, family, hash_before, hash_after, change, recorded_at) ",

@@ -16,7 +16,7 @@
 //! | parameters per statement | 65 535 | 32 766 |
 
 use super::sql::{Conn, Sql};
-use super::{postgres, sqlite, LockOutcome, RunId, StoreError, UniqueConstraint};
+use super::{postgres, sqlite, LockOutcome, QueryContext, RunId, StoreError, UniqueConstraint};
 use chrono::{DateTime, Utc};
 
 /// Which SQL a connection speaks.
@@ -109,34 +109,18 @@ impl Dialect {
 
     /// Appends a condition: the event change in column `change` adds or removes `ticker`.
     pub fn push_change_mentions(self, sql: &mut Sql, ticker: &str) {
-        match self {
-            Dialect::Postgres => {
-                for side in ["added", "removed"] {
-                    sql.push(if side == "added" { "(" } else { " or " });
-                    sql.push(&format!(
-                        "jsonb_path_exists(change, '$.lists[*].{side}[*] ? (@.ticker == $t)', \
-                         jsonb_build_object('t', "
-                    ))
-                    .push_bind(ticker)
-                    .push("))");
-                }
-                sql.push(")");
-            }
-            Dialect::Sqlite => {
-                sql.push("exists (");
-                for side in ["added", "removed"] {
-                    if side == "removed" {
-                        sql.push(" union all ");
-                    }
-                    sql.push(&format!(
-                        "select 1 from json_each(change, '$.lists') l, json_each(l.value, '$.{side}') m \
-                         where json_extract(m.value, '$.ticker') = "
-                    ))
-                    .push_bind(ticker);
-                }
-                sql.push(")");
-            }
-        }
+        let t = sql.param(ticker);
+        let mentions = ["added", "removed"].map(|side| match self {
+            Dialect::Postgres => format!(
+                "jsonb_path_exists(change, '$.lists[*].{side}[*] ? (@.ticker == $t)', \
+                 jsonb_build_object('t', {t}))"
+            ),
+            Dialect::Sqlite => format!(
+                "exists (select 1 from json_each(change, '$.lists') l, \
+                 json_each(l.value, '$.{side}') m where json_extract(m.value, '$.ticker') = {t})"
+            ),
+        });
+        sql.push(&format!("({})", mentions.join(" or ")));
     }
 
     /// `symbols s` joined to its latest close `c` on or before the date in `as_of` (a
@@ -196,15 +180,8 @@ impl Dialect {
             // Writers are serialized and the log is append-only: `max + 1` only grows.
             Dialect::Sqlite => "select coalesce(max(run_id), 0) + 1 from cache_sync_run",
         };
-        let id: i64 = conn
-            .sql(sql)
-            .scalar(conn)
-            .await
-            .map_err(|source| StoreError::Query {
-                context: "allocating a run id",
-                source,
-            })?;
-        Ok(RunId(id))
+        let id = conn.sql(sql).scalar(conn).await;
+        Ok(RunId(id.during("allocating a run id")?))
     }
 
     /// `n` new event sequence numbers, ascending, inside the writing transaction.
@@ -214,7 +191,6 @@ impl Dialect {
         n: usize,
     ) -> Result<Vec<i64>, StoreError> {
         let context = "allocating event sequence numbers";
-        let wrap = |source| StoreError::Query { context, source };
         match self {
             Dialect::Postgres => {
                 let mut seqs: Vec<i64> = conn
@@ -222,7 +198,7 @@ impl Dialect {
                     .bind(n as i64)
                     .scalars(conn)
                     .await
-                    .map_err(wrap)?;
+                    .during(context)?;
                 seqs.sort_unstable();
                 Ok(seqs)
             }
@@ -231,7 +207,7 @@ impl Dialect {
                     .sql("select coalesce(max(seq), 0) from cache_sync_event")
                     .scalar(conn)
                     .await
-                    .map_err(wrap)?;
+                    .during(context)?;
                 Ok((1..=n as i64).map(|i| base + i).collect())
             }
         }

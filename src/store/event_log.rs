@@ -4,7 +4,7 @@
 
 use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
-use super::rows::{market_row, parse_hash};
+use super::rows::{market_row, parse_hash, MarketRow};
 use super::sql::{fetch_chunked, Conn};
 use super::{
     AppendedRun, EntryHead, EventLog, LockOutcome, NewRun, QueryContext, RowIdentity, RunTx,
@@ -64,20 +64,16 @@ impl RunTx for SqlTx {
                     c.date as close_date, cast(c.close as double precision) as close
              from {join}"
         ));
-        let rows = sql
-            .fetch_rows(conn)
+        let rows: Vec<MarketRow> = sql
+            .fetch_all(conn)
             .await
             .during("loading symbols and latest closes")?;
-        let mut snapshot = MarketSnapshot {
+        let (symbols, closes) = rows.into_iter().map(market_row).unzip();
+        let snapshot = MarketSnapshot {
             as_of,
-            symbols: Vec::with_capacity(rows.len()),
-            closes: Vec::with_capacity(rows.len()),
+            symbols,
+            closes,
         };
-        for row in &rows {
-            let (symbol, close) = market_row(row)?;
-            snapshot.symbols.push(symbol);
-            snapshot.closes.push(close);
-        }
         Ok(snapshot)
     }
 

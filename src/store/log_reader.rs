@@ -12,6 +12,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+/// An event's columns as `read_events` selects them.
+type EventRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i32,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Json<EntryChange>,
+    DateTime<Utc>,
+);
+
 /// `and entry_type = … and entry_name = … and entry_key = …` for one entry.
 fn push_entry(sql: &mut super::sql::Sql, key: &EntryKey) {
     sql.push(" and entry_type = ").push_bind(&key.entry_type);
@@ -96,28 +112,25 @@ impl LogReader for SqlStore {
         if let Some(limit) = filter.limit {
             sql.push(" limit ").push_bind(limit);
         }
-        let rows = sql.fetch_rows(conn).await.during("reading events")?;
-        let get = "reading an event";
+        let rows: Vec<EventRow> = sql.fetch_all(conn).await.during("reading events")?;
         rows.into_iter()
-            .map(|r| {
-                Ok(LoggedEvent {
-                    seq: r.get("seq", get)?,
-                    run_id: RunId(r.get("run_id", get)?),
-                    key: EntryKey::new(
-                        r.get::<String>("entry_type", get)?,
-                        r.get::<String>("entry_name", get)?,
-                        r.get::<String>("entry_key", get)?,
-                    ),
-                    version: r.get("version", get)?,
-                    op: parse_op(&r.get::<String>("op", get)?)?,
-                    family: parse_family(&r.get::<String>("family", get)?)?,
-                    hash_before: parse_hash(r.get("hash_before", get)?)?,
-                    hash_after: parse_hash(r.get("hash_after", get)?)?,
-                    // Parsed straight from text into the typed change: replay reads thousands.
-                    change: r.get::<Json<EntryChange>>("change", get)?.0,
-                    recorded_at: r.get("recorded_at", get)?,
-                })
-            })
+            .map(
+                |(seq, run_id, t, n, k, version, op, family, before, after, change, at)| {
+                    Ok(LoggedEvent {
+                        seq,
+                        run_id: RunId(run_id),
+                        key: EntryKey::new(t, n, k),
+                        version,
+                        op: parse_op(&op)?,
+                        family: parse_family(&family)?,
+                        hash_before: parse_hash(before)?,
+                        hash_after: parse_hash(after)?,
+                        // Parsed straight into the typed change: replay reads thousands.
+                        change: change.0,
+                        recorded_at: at,
+                    })
+                },
+            )
             .collect()
     }
 

@@ -1,7 +1,6 @@
 //! Decoding what `FromRow` cannot: the log's text columns parsed into domain values, and
 //! market rows into the domain's `SymbolRow`.
 
-use super::sql::Row;
 use super::StoreError;
 use crate::domain::diff::Op;
 use crate::domain::fingerprint::ContentHash;
@@ -35,30 +34,53 @@ pub(crate) fn parse_family(text: &str) -> Result<Family, StoreError> {
     Family::parse(text).map_err(StoreError::Corrupt)
 }
 
-/// A `symbols` row with its latest close (columns as `load_market` selects them).
-pub(crate) fn market_row(row: &Row) -> Result<(SymbolRow, Option<LatestClose>), StoreError> {
-    let close_date: Option<NaiveDate> = row.get("close_date", "reading a close")?;
-    let close: Option<f64> = row.get("close", "reading a close")?;
-    let get = "reading a symbol";
+/// `symbols` columns with the latest close (as `load_market` selects them): symbol, name, type,
+/// active, market_cap, shares, primary_exchange, market, sector, industry, list_date, etf_type,
+/// issuer, aum_millions, close_date, close.
+pub(crate) type MarketRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDate>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<NaiveDate>,
+    Option<f64>,
+);
+
+/// A market row as the domain's symbol row and its latest close.
+pub(crate) fn market_row(row: MarketRow) -> (SymbolRow, Option<LatestClose>) {
+    let (symbol, name, kind, active, market_cap, weighted_shares_outstanding) =
+        (row.0, row.1, row.2, row.3, row.4, row.5);
+    let (primary_exchange, market, sector, industry, list_date) =
+        (row.6, row.7, row.8, row.9, row.10);
     let symbol = SymbolRow {
-        symbol: row.get("symbol", get)?,
-        name: row.get("name", get)?,
-        kind: row.get("type", get)?,
-        active: row.get("active", get)?,
-        market_cap: row.get("market_cap", get)?,
-        weighted_shares_outstanding: row.get("shares", get)?,
-        primary_exchange: row.get("primary_exchange", get)?,
-        market: row.get("market", get)?,
-        sector: row.get("sector", get)?,
-        industry: row.get("industry", get)?,
-        list_date: row.get("list_date", get)?,
-        etf_type: row.get("etf_type", get)?,
-        issuer: row.get("issuer", get)?,
-        aum_millions: row.get("aum_millions", get)?,
+        symbol,
+        name,
+        kind,
+        active,
+        market_cap,
+        weighted_shares_outstanding,
+        primary_exchange,
+        market,
+        sector,
+        industry,
+        list_date,
+        etf_type: row.11,
+        issuer: row.12,
+        aum_millions: row.13,
     };
-    let close = match (close_date, close) {
+    let close = match (row.14, row.15) {
         (Some(date), Some(close)) => Some(LatestClose { date, close }),
         _ => None,
     };
-    Ok((symbol, close))
+    (symbol, close)
 }

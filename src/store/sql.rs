@@ -5,8 +5,8 @@
 //! `store/dialect.rs`) instead of second copies of a statement. Values are always bound, never
 //! spliced into SQL text.
 //!
-//! Rows decode through sqlx on either store: by name (`Row::get`) or as a tuple
-//! (`Sql::fetch_all_as`), for any column type both drivers decode (`Column`).
+//! Rows decode through sqlx on either store, as tuples or `FromRow` records of any column type
+//! both drivers decode (`Column`, `Record`).
 
 use super::dialect::Dialect;
 use super::{QueryContext, StoreError};
@@ -175,25 +175,21 @@ impl Conn<'_> {
     }
 }
 
-/// A fetched row of either store.
-pub enum Row {
-    Postgres(PgRow),
-    Sqlite(SqliteRow),
-}
-
-impl Row {
-    /// The column `name`.
-    ///
-    /// # Errors
-    /// `StoreError::Query` naming `context` when the column is missing or of another type.
-    pub fn get<T: Column>(&self, name: &str, context: &'static str) -> Result<T, StoreError> {
-        use sqlx::Row as _;
-        match self {
-            Row::Postgres(r) => r.try_get(name),
-            Row::Sqlite(r) => r.try_get(name),
+/// Adds one parameter to a driver's arguments; the two stores differ only in how a time and
+/// JSON are encoded.
+macro_rules! add_param {
+    ($out:ident, $param:expr, $time:expr, $json:expr) => {
+        match $param {
+            Param::Bool(v) => $out.add(*v),
+            Param::Int(v) => $out.add(*v),
+            Param::Float(v) => $out.add(*v),
+            Param::Text(v) => $out.add(v.clone()),
+            Param::Date(v) => $out.add(*v),
+            Param::Time(v) => $out.add($time(*v)),
+            Param::Json(v) => $out.add($json(v)),
         }
-        .during(context)
-    }
+        .map_err(sqlx::Error::Encode)?
+    };
 }
 
 /// A statement and its parameters, rendered for one dialect.
@@ -289,32 +285,14 @@ impl Sql {
                 .execute(&mut **c)
                 .await?
                 .rows_affected()),
-            Conn::Sqlite(c) => Ok(sqlx::query_with(&self.text, self.sqlite_arguments()?)
-                .execute(&mut **c)
-                .await?
-                .rows_affected()),
+            Conn::Sqlite(c) => {
+                let (text, arguments) = self.sqlite_statement()?;
+                Ok(sqlx::query_with(&text, arguments)
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected())
+            }
         }
-    }
-
-    /// Every row.
-    ///
-    /// # Errors
-    /// The driver's error.
-    pub async fn fetch_rows(self, conn: &mut Conn<'_>) -> Result<Vec<Row>, sqlx::Error> {
-        Ok(match conn {
-            Conn::Postgres(c) => sqlx::query_with(&self.text, self.pg_arguments()?)
-                .fetch_all(&mut **c)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect(),
-            Conn::Sqlite(c) => sqlx::query_with(&self.text, self.sqlite_arguments()?)
-                .fetch_all(&mut **c)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
-        })
     }
 
     /// Every row, decoded as `T` (a tuple of columns).
@@ -322,14 +300,19 @@ impl Sql {
     /// # Errors
     /// The driver's error.
     pub async fn fetch_all<T: Record>(self, conn: &mut Conn<'_>) -> Result<Vec<T>, sqlx::Error> {
-        self.fetch_rows(conn)
-            .await?
-            .iter()
-            .map(|row| match row {
-                Row::Postgres(r) => T::from_row(r),
-                Row::Sqlite(r) => T::from_row(r),
-            })
-            .collect()
+        match conn {
+            Conn::Postgres(c) => {
+                sqlx::query_as_with(&self.text, self.pg_arguments()?)
+                    .fetch_all(&mut **c)
+                    .await
+            }
+            Conn::Sqlite(c) => {
+                let (text, arguments) = self.sqlite_statement()?;
+                sqlx::query_as_with(&text, arguments)
+                    .fetch_all(&mut **c)
+                    .await
+            }
+        }
     }
 
     /// At most one row (the first), decoded as `T`.
@@ -371,36 +354,45 @@ impl Sql {
         debug_assert_eq!(self.dialect, Dialect::Postgres, "{}", self.text);
         let mut out = PgArguments::default();
         for p in &self.params {
-            match p {
-                Param::Bool(v) => out.add(*v),
-                Param::Int(v) => out.add(*v),
-                Param::Float(v) => out.add(*v),
-                Param::Text(v) => out.add(v.clone()),
-                Param::Date(v) => out.add(*v),
-                Param::Time(v) => out.add(*v),
-                Param::Json(v) => out.add(v.clone()),
-            }
-            .map_err(sqlx::Error::Encode)?;
+            add_param!(out, p, |t| t, |j: &JsonText| j.clone());
         }
         Ok(out)
     }
 
-    fn sqlite_arguments(&self) -> Result<SqliteArguments<'static>, sqlx::Error> {
+    /// The text with every `$n` turned into an anonymous `?`, and the parameters in the order
+    /// the `?`s appear (a parameter used twice is bound twice). SQLite looks numbered and named
+    /// parameters up one by one, which is quadratic in a statement of thousands; anonymous ones
+    /// are positional. `$` inside a quoted literal (JSON paths) is left alone.
+    fn sqlite_statement(&self) -> Result<(String, SqliteArguments<'static>), sqlx::Error> {
         debug_assert_eq!(self.dialect, Dialect::Sqlite, "{}", self.text);
-        let mut out = SqliteArguments::default();
-        for p in &self.params {
-            match p {
-                Param::Bool(v) => out.add(*v),
-                Param::Int(v) => out.add(*v),
-                Param::Float(v) => out.add(*v),
-                Param::Text(v) => out.add(v.clone()),
-                Param::Date(v) => out.add(*v),
-                Param::Time(v) => out.add(sqlite_time(*v)),
-                Param::Json(v) => out.add(v.0.clone()),
+        let mut text = String::with_capacity(self.text.len());
+        let mut order = Vec::new();
+        let mut quoted = false;
+        let mut chars = self.text.char_indices().peekable();
+        while let Some((_, c)) = chars.next() {
+            let numbered =
+                c == '$' && !quoted && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit());
+            if !numbered {
+                quoted ^= c == '\'';
+                text.push(c);
+                continue;
             }
-            .map_err(sqlx::Error::Encode)?;
+            let mut n = 0usize;
+            while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                n = n * 10 + (*d as usize - '0' as usize);
+                chars.next();
+            }
+            text.push('?');
+            order.push(n);
         }
-        Ok(out)
+        let mut out = SqliteArguments::default();
+        for n in order {
+            let p = self.params.get(n.wrapping_sub(1)).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("${n} has no parameter in: {}", self.text))
+            })?;
+            add_param!(out, p, sqlite_time, |j: &JsonText| j.0.clone());
+        }
+        Ok((text, out))
     }
 }
 
@@ -435,7 +427,8 @@ impl Tuple<'_> {
 }
 
 /// Rows per statement for a multi-row `values` list of `columns` parameters per row, within the
-/// dialect's limit on bound parameters (leaving room for a few more).
+/// dialect's limit on bound parameters (leaving room for a few more). A value written into every
+/// row (a write time) counts as a column: SQLite binds it once per row.
 pub fn rows_per_statement(dialect: Dialect, columns: usize) -> usize {
     ((dialect.max_parameters() - 8) / columns.max(1)).max(1)
 }
