@@ -34,13 +34,6 @@ pub(super) async fn run(
     Ok(AppendedRun { run_id, seqs })
 }
 
-/// Appends a run record on its own.
-pub(super) async fn run_record(conn: &mut Conn<'_>, run: &NewRun) -> Result<RunId, StoreError> {
-    let run_id = conn.dialect().next_run_id(conn).await?;
-    insert_run(conn, run_id, run).await?;
-    Ok(run_id)
-}
-
 /// Queues change events, in event order: outbox ids follow the order the relay publishes in.
 pub(super) async fn outbox(
     conn: &mut Conn<'_>,
@@ -117,7 +110,12 @@ pub(super) async fn checkpoint(
     Ok(())
 }
 
-async fn insert_run(conn: &mut Conn<'_>, run_id: RunId, run: &NewRun) -> Result<(), StoreError> {
+/// Appends the run record.
+pub(super) async fn insert_run(
+    conn: &mut Conn<'_>,
+    run_id: RunId,
+    run: &NewRun,
+) -> Result<(), StoreError> {
     let o = &run.outcome;
     conn.sql(
         "insert into cache_sync_run (run_id, trigger, families, environment, as_of, config_hash,

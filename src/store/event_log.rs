@@ -30,7 +30,9 @@ impl EventLog for SqlStore {
 
     async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError> {
         let mut tx = self.transaction(Writes::Now).await?;
-        let run_id = append::run_record(&mut tx.conn(), run).await?;
+        let conn = &mut tx.conn();
+        let run_id = conn.dialect().next_run_id(conn).await?;
+        append::insert_run(conn, run_id, run).await?;
         tx.commit("committing the run record").await?;
         Ok(run_id)
     }

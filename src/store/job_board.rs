@@ -52,28 +52,21 @@ impl JobBoard for SqlStore {
     ) -> Result<(), StoreError> {
         let mut pooled = self.acquire().await?;
         let conn = &mut pooled.conn();
-        let mut sql = conn.sql("");
+        let mut sql = conn
+            .sql(
+                "update cache_sync_job set status = $1, error_details = coalesce($2, error_details),
+                     run_id = coalesce($3, run_id)",
+            )
+            .bind(status.as_str())
+            .bind(error_details)
+            .bind(run_id);
         let now = conn.dialect().now(&mut sql, Utc::now());
-        let started = if status == JobStatus::Running {
-            now.as_str()
-        } else {
-            "start_time"
+        match status {
+            JobStatus::Running => sql.push(&format!(", start_time = {now}")),
+            JobStatus::Completed | JobStatus::Failed => sql.push(&format!(", end_time = {now}")),
+            JobStatus::Pending => &mut sql,
         };
-        let ended = if status.is_finished() {
-            now.as_str()
-        } else {
-            "end_time"
-        };
-        let status_param = sql.param(status.as_str());
-        let details = sql.param(error_details);
-        let run = sql.param(run_id);
-        let job = sql.param(job_id);
-        sql.push(&format!(
-            "update cache_sync_job set status = {status_param}, start_time = {started},
-                 end_time = {ended}, error_details = coalesce({details}, error_details),
-                 run_id = coalesce({run}, run_id)
-             where job_id = {job}"
-        ));
+        sql.push(" where job_id = ").push_bind(job_id);
         sql.execute(conn).await.during("updating a job")?;
         Ok(())
     }

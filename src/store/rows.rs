@@ -58,29 +58,25 @@ pub(crate) type MarketRow = (
 
 /// A market row as the domain's symbol row and its latest close.
 pub(crate) fn market_row(row: MarketRow) -> (SymbolRow, Option<LatestClose>) {
-    let (symbol, name, kind, active, market_cap, weighted_shares_outstanding) =
-        (row.0, row.1, row.2, row.3, row.4, row.5);
-    let (primary_exchange, market, sector, industry, list_date) =
-        (row.6, row.7, row.8, row.9, row.10);
-    let symbol = SymbolRow {
-        symbol,
-        name,
-        kind,
-        active,
-        market_cap,
-        weighted_shares_outstanding,
-        primary_exchange,
-        market,
-        sector,
-        industry,
-        list_date,
-        etf_type: row.11,
-        issuer: row.12,
-        aum_millions: row.13,
-    };
     let close = match (row.14, row.15) {
         (Some(date), Some(close)) => Some(LatestClose { date, close }),
         _ => None,
+    };
+    let symbol = SymbolRow {
+        symbol: row.0,
+        name: row.1,
+        kind: row.2,
+        active: row.3,
+        market_cap: row.4,
+        weighted_shares_outstanding: row.5,
+        primary_exchange: row.6,
+        market: row.7,
+        sector: row.8,
+        industry: row.9,
+        list_date: row.10,
+        etf_type: row.11,
+        issuer: row.12,
+        aum_millions: row.13,
     };
     (symbol, close)
 }
