@@ -10,6 +10,10 @@ use chrono::Duration;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod records;
+pub use records::stock_record;
+use records::{combo_detailed, distinct_known, etf_record, stock_list, tickers};
+
 /// One entry the catalog wants to exist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredEntry {
@@ -58,47 +62,6 @@ pub fn slug(text: &str) -> String {
         out.push_str(word);
     }
     out
-}
-
-/// The record of a stock inside a `stocks` array.
-pub fn stock_record(security: &Security, rank: usize) -> Value {
-    json!({
-        "ticker": security.ticker,
-        "name": security.name,
-        "rank": rank,
-        "sector": security.sector,
-        "industry": security.industry,
-        "exchange": security.exchange,
-        "market": security.market,
-        "market_cap": security.market_cap,
-    })
-}
-
-fn etf_record(security: &Security) -> Value {
-    json!({
-        "symbol": security.ticker,
-        "name": security.name,
-        "etf_type": security.etf_type,
-        "issuer": security.issuer,
-    })
-}
-
-fn stock_list(stocks: &[&Security]) -> Value {
-    let records: Vec<Value> = stocks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| stock_record(s, i + 1))
-        .collect();
-    json!({ "count": records.len(), "stocks": records })
-}
-
-fn tickers(securities: &[&Security]) -> Value {
-    Value::Array(
-        securities
-            .iter()
-            .map(|s| Value::String(s.ticker.clone()))
-            .collect(),
-    )
 }
 
 /// Builds the selected families' entries. The ETF category scopes of the default display names
@@ -315,12 +278,11 @@ fn complete(
         ),
         stock_list(top),
     );
-    let mut all: Vec<&Security> = ranked.to_vec();
-    all.sort_by(|a, b| a.ticker.cmp(&b.ticker));
+    // Market cap descending, as the legacy job's `ORDER BY market_cap DESC` wrote it.
     catalog.insert(
         Family::Complete,
         EntryKey::new("stock_universe", "complete", "all_stocks"),
-        tickers(&all),
+        tickers(ranked),
     );
     let etfs = ranked_etfs(securities);
     let top_etfs = &etfs[..etfs.len().min(config.complete_etf_limit)];
@@ -336,7 +298,7 @@ fn complete(
     catalog.insert(
         Family::Complete,
         EntryKey::new("etf_universe", "complete", "all_etfs"),
-        tickers(&securities.etfs()),
+        tickers(&etfs),
     );
 }
 
@@ -409,6 +371,8 @@ fn stats(
     let value = json!({
         "overview": {
             "total_stocks": count,
+            "unique_exchanges": distinct_known(ranked, |s| &s.exchange),
+            "unique_markets": distinct_known(ranked, |s| &s.market),
             "total_etfs": securities.etfs().len(),
             "total_market_cap": total,
             "average_market_cap": if count > 0 { total / count } else { 0 },
@@ -432,12 +396,15 @@ fn combo(
     config: &CatalogConfig,
 ) {
     let stocks = &ranked[..ranked.len().min(config.combo_top_stocks)];
-    let etfs: Vec<&Security> = config
+    // The essential ETFs present, by ticker (the legacy query's `ORDER BY symbol`).
+    let mut etfs: Vec<&Security> = config
         .essential_etfs
         .iter()
         .filter_map(|t| securities.get(t))
         .filter(|s| s.is_active_etf())
         .collect();
+    etfs.sort_by(|a, b| a.ticker.cmp(&b.ticker));
+    etfs.dedup_by(|a, b| a.ticker == b.ticker);
     let mut all: Vec<&Security> = stocks.to_vec();
     all.extend(etfs.iter().copied());
     catalog.insert(
@@ -445,20 +412,10 @@ fn combo(
         EntryKey::new("stock_etf_combo", "stock_etf_test", "combo_test"),
         tickers(&all),
     );
-    let stock_records: Vec<Value> = stocks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| stock_record(s, i + 1))
-        .collect();
-    let etf_records: Vec<Value> = etfs.iter().map(|e| etf_record(e)).collect();
     catalog.insert(
         Family::Combo,
         EntryKey::new("stock_etf_combo", "stock_etf_test", "combo_test_detailed"),
-        json!({
-            "count": stock_records.len() + etf_records.len(),
-            "stocks": stock_records,
-            "etfs": etf_records,
-        }),
+        combo_detailed(config.combo_top_stocks, stocks, &etfs),
     );
 }
 

@@ -322,7 +322,7 @@ fn created(
                 .map(|m| {
                     // A new entry stores its whole value; the reason code per member is kept but
                     // not the figures behind it, which the value already holds.
-                    let mut reason = ctx.added(family, entry, m.ticker, m.position, force);
+                    let mut reason = ctx.built(family, entry, m.ticker, m.position, force);
                     reason.detail = Value::Null;
                     AddedMember {
                         ticker: m.ticker.to_owned(),

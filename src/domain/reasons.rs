@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The reason codes of SPEC §7, plus `market_data` for a member that stays but whose figures
-/// moved.
+/// moved and `initial_build` for a member of an entry built for the first time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
@@ -24,6 +24,7 @@ pub enum ReasonCode {
     ManualDrift,
     Rollback,
     MarketData,
+    InitialBuild,
 }
 
 impl ReasonCode {
@@ -40,6 +41,7 @@ impl ReasonCode {
             ReasonCode::ManualDrift => "manual_drift",
             ReasonCode::Rollback => "rollback",
             ReasonCode::MarketData => "market_data",
+            ReasonCode::InitialBuild => "initial_build",
         }
     }
 }
@@ -188,6 +190,31 @@ impl ReasonContext<'_> {
                 ReasonCode::RankChange,
                 json!({"before": field(before, "rank"), "after": rank, "market_cap": now.market_cap}),
             ),
+        }
+    }
+
+    /// Why `ticker` is a member of the entry `entry` of `family` that this run creates: the
+    /// run's or entry's forced reason (rollback, drift), a new listing, or a configuration change
+    /// (a category or band the configuration added) if it is one; else `initial_build`, since
+    /// there is no earlier list for a rank or threshold to have changed in.
+    pub fn built(
+        &self,
+        family: Family,
+        entry: &str,
+        ticker: &str,
+        rank: usize,
+        forced: Option<ReasonCode>,
+    ) -> Reason {
+        let reason = self.added(family, entry, ticker, rank, forced);
+        let kept = forced.or(self.run_override).is_some()
+            || matches!(
+                reason.code,
+                ReasonCode::NewListing | ReasonCode::ConfigurationChange
+            );
+        if kept {
+            reason
+        } else {
+            Reason::new(ReasonCode::InitialBuild, Value::Null)
         }
     }
 

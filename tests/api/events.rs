@@ -527,26 +527,50 @@ on_both_stores!(
 // ---------------------------------------------------------------------------------------------
 
 /// A private `redis-server` child process, killed when dropped.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    /// Where a persistent server keeps its append-only file (`None`: nothing survives a restart).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl PrivateRedis {
-    fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         listener.local_addr().unwrap().port()
     }
 
     /// Starts `redis-server` on `port` and returns once it accepts connections.
     fn start(port: u16) -> Self {
-        let mut redis = Self { port, child: None };
+        let mut redis = Self {
+            port,
+            child: None,
+            data_dir: None,
+        };
         redis.restart();
         redis
     }
 
-    fn restart(&mut self) {
+    /// As `start`, with every write in an append-only file, so a restart (even a kill) keeps
+    /// the stream, as a production Redis with persistence does.
+    pub(crate) fn start_persistent(port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for the append-only file");
+        let mut redis = Self {
+            port,
+            child: None,
+            data_dir: Some(dir),
+        };
+        redis.restart();
+        redis
+    }
+
+    pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let (appendonly, dir) = match &self.data_dir {
+            Some(dir) => ("yes", dir.clone()),
+            None => ("no", std::env::temp_dir()),
+        };
         let mut child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -556,9 +580,11 @@ impl PrivateRedis {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                appendonly,
+                "--appendfsync",
+                "always",
                 "--dir",
-                std::env::temp_dir().to_str().unwrap(),
+                dir.to_str().unwrap(),
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -583,11 +609,11 @@ impl PrivateRedis {
         self.child = Some(child);
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -598,6 +624,9 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

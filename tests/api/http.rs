@@ -1852,7 +1852,7 @@ on_both_stores!(while_another_writer_holds_the_lock_a_trigger_and_a_rollback_get
 // ---------------------------------------------------------------------------------------------
 
 /// `cache-sync serve …` with no key in the environment.
-fn serve_command(db: &TestDb, args: &[&str]) -> std::process::Command {
+pub(crate) fn serve_command(db: &TestDb, args: &[&str]) -> std::process::Command {
     let mut all = vec!["serve"];
     all.extend_from_slice(args);
     let mut command = cache_sync_command(db, &all);
@@ -1909,7 +1909,7 @@ async fn serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback
 on_both_stores!(serve_refuses_to_start_without_a_key_unless_unauthenticated_on_loopback);
 
 /// A free loopback port (bound then released; the child binds it next).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")
         .local_addr()
@@ -1918,11 +1918,11 @@ fn free_port() -> u16 {
 }
 
 /// A `cache-sync serve` child, killed if the test fails before it exits.
-struct ServeProcess(std::process::Child);
+pub(crate) struct ServeProcess(std::process::Child);
 
 impl ServeProcess {
     /// Starts the child and returns once it says it is serving.
-    fn start(mut command: std::process::Command) -> Self {
+    pub(crate) fn start(mut command: std::process::Command) -> Self {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
