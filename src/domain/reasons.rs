@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The reason codes of SPEC §7, plus `market_data` for a member that stays but whose figures
-/// moved.
+/// moved and `held_by_band` for one that stays only because of turnover banding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
@@ -24,6 +24,8 @@ pub enum ReasonCode {
     ManualDrift,
     Rollback,
     MarketData,
+    /// Turnover banding kept a member the plain rule would have dropped (issue 16).
+    HeldByBand,
 }
 
 impl ReasonCode {
@@ -40,6 +42,7 @@ impl ReasonCode {
             ReasonCode::ManualDrift => "manual_drift",
             ReasonCode::Rollback => "rollback",
             ReasonCode::MarketData => "market_data",
+            ReasonCode::HeldByBand => "held_by_band",
         }
     }
 }
