@@ -2,10 +2,12 @@
 //! transaction, takes the writer lock, plans (`plan.rs`: configuration, market, owned rows,
 //! catalog, diff, invariants, unique constraints), checks the guard rails, then writes the
 //! deltas, events, run record, outbox events and checkpoint and commits (`apply.rs`). A plan runs
-//! the same steps and rolls back. `lifecycle.rs` wraps a run in Phase 2.5's notices, progress and
+//! the same steps and rolls back. With turnover banding on, `banding.rs` reads the members the
+//! bands may hold before the catalog is computed. `lifecycle.rs` wraps a run in Phase 2.5's notices, progress and
 //! relay; `mode.rs` names what a run covers; `error.rs` says why one did not complete.
 
 mod apply;
+mod banding;
 mod error;
 mod lifecycle;
 mod mode;

@@ -2,6 +2,7 @@
 //! stored outcome, and the run vocabulary (`RunStatus`, `Trigger`). Depends on the domain only;
 //! the job builds these, the CLI renders them, the store keeps the outcome.
 
+use crate::domain::catalog::BandingReport;
 use crate::domain::diff::{Delta, Op};
 use crate::domain::fingerprint::ContentHash;
 use crate::domain::guard::Refusal;
@@ -120,6 +121,53 @@ impl DeltaLine {
     }
 }
 
+/// A member turnover banding kept in a universe the plain rule would have dropped it from.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldLine {
+    /// `type/name/key`.
+    pub universe: String,
+    pub ticker: String,
+    /// `held_by_band`.
+    pub reason: &'static str,
+    /// The cap (and rank) and the limit it is past.
+    pub detail: Value,
+}
+
+/// A stock the plain rule would have put in a universe that turnover banding kept out.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisplacedLine {
+    /// `type/name/key`.
+    pub universe: String,
+    pub ticker: String,
+    pub detail: Value,
+}
+
+impl HeldLine {
+    /// The lines of a banding report: what was held, what was displaced.
+    pub fn from_report(report: &BandingReport) -> (Vec<HeldLine>, Vec<DisplacedLine>) {
+        let held = report
+            .held
+            .iter()
+            .map(|h| HeldLine {
+                universe: h.universe.to_string(),
+                ticker: h.ticker.clone(),
+                reason: h.reason.code.as_str(),
+                detail: h.reason.detail.clone(),
+            })
+            .collect();
+        let displaced = report
+            .displaced
+            .iter()
+            .map(|d| DisplacedLine {
+                universe: d.universe.to_string(),
+                ticker: d.ticker.clone(),
+                detail: d.detail.clone(),
+            })
+            .collect();
+        (held, displaced)
+    }
+}
+
 /// Identifies a plan: the as-of date, configuration and every delta's identity and hashes. A
 /// trigger that names it applies only while the same plan would be computed again.
 pub fn plan_id(as_of: NaiveDate, config_hash: ContentHash, deltas: &[Delta]) -> String {
@@ -143,6 +191,12 @@ pub struct PlanReport {
     pub families: Vec<Family>,
     pub summary: BTreeMap<Family, FamilySummary>,
     pub deltas: Vec<DeltaLine>,
+    /// With turnover banding on: members the bands keep that the plain rule would drop, and
+    /// the stocks the plain rule would have put in their place. Absent while banding is off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldLine>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub displaced: Vec<DisplacedLine>,
     /// Guard rails a run would trip without `--force`.
     pub refusals: Vec<Refusal>,
     pub drift: Vec<String>,

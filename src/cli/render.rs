@@ -23,6 +23,16 @@ pub(super) fn plan(report: &PlanReport) -> String {
     );
     render_summary(&mut out, &report.summary);
     render_deltas(&mut out, &report.deltas);
+    render_banding(
+        &mut out,
+        "Held by the band (the plain rule would drop them, reason held_by_band)",
+        report.held.iter().map(|h| (&h.universe, &h.ticker)),
+    );
+    render_banding(
+        &mut out,
+        "Displaced (the plain rule would add them)",
+        report.displaced.iter().map(|d| (&d.universe, &d.ticker)),
+    );
     render_notes(
         &mut out,
         &report.refusals,
@@ -114,6 +124,33 @@ fn render_members(out: &mut String, sign: char, members: &[MemberLine]) {
             String::new()
         };
         let _ = writeln!(out, "      {sign} {} ({reason}){tail}", shown.join(" "));
+    }
+}
+
+/// Turnover banding's held or displaced members, per universe (`--format json` has the caps,
+/// ranks and limits).
+fn render_banding<'a>(
+    out: &mut String,
+    title: &str,
+    members: impl Iterator<Item = (&'a String, &'a String)>,
+) {
+    let mut by_universe: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (universe, ticker) in members {
+        by_universe.entry(universe).or_default().push(ticker);
+    }
+    if by_universe.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title}:");
+    for (universe, tickers) in by_universe {
+        let shown: Vec<&str> = tickers.iter().take(SHOWN_MEMBERS).copied().collect();
+        let more = tickers.len().saturating_sub(SHOWN_MEMBERS);
+        let tail = if more > 0 {
+            format!(" … +{more}")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  {universe}: {}{tail}", shown.join(" "));
     }
 }
 

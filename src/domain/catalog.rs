@@ -419,5 +419,8 @@ fn combo(
     );
 }
 
+mod banding;
+pub use banding::{compute_catalog_banded, BandingReport, Displaced, Held, Incumbents};
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+mod banding;
+pub use banding::Banding;
+
 /// One market-cap band: entries `[lower, next band's lower)`; the top band has no upper bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Band {
@@ -47,6 +50,11 @@ pub struct CatalogConfig {
     pub stale_close_days: i64,
     pub combo_top_stocks: usize,
     pub essential_etfs: Vec<String>,
+    /// Turnover banding of the market-cap bands and the top-N lists; off by default. Left out of
+    /// the serialised form (and so of the configuration hash) while off, so turning the feature
+    /// into the code changed nothing for existing databases.
+    #[serde(default, skip_serializing_if = "Banding::is_off")]
+    pub banding: Banding,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -180,6 +188,7 @@ impl Default for CatalogConfig {
                 "SPY", "QQQ", "IWM", "VTI", "VUG", "VTV", "MTUM", "VGT", "XLK", "XLF", "XLV",
                 "XLE", "XLI", "XLP", "XLY", "AGG", "BND", "VEA", "EEM", "IEFA",
             ]),
+            banding: Banding::default(),
         }
     }
 }
@@ -229,6 +238,8 @@ pub struct TomlCatalog {
     pub complete_limits: Option<BTreeMap<String, usize>>,
     pub ipo_window_days: Option<i64>,
     pub stale_close_days: Option<i64>,
+    /// `banding = { market_cap = 0.05, market_leaders = 0.10 }`.
+    pub banding: Option<BTreeMap<String, f64>>,
 }
 
 /// An ETF category in TOML.
@@ -359,6 +370,19 @@ impl CatalogConfig {
                         .ok_or_else(|| bad("expected a positive integer"))?;
                     self.set_complete_limit(&row.key, limit as usize, &mut warnings, &source);
                 }
+                "banding" => {
+                    let share = row
+                        .value
+                        .as_f64()
+                        .or_else(|| row.value.as_str().and_then(|s| s.trim().parse().ok()))
+                        .ok_or_else(|| bad("expected a share in [0, 1)"))?;
+                    self.banding
+                        .set(&row.key, share)
+                        .map_err(|message| ConfigError {
+                            source_name: source.clone(),
+                            message,
+                        })?;
+                }
                 _ => warnings.push(ConfigWarning {
                     source,
                     message: "not used by the universe job; left as it is".to_owned(),
@@ -414,6 +438,16 @@ impl CatalogConfig {
         }
         if let Some(days) = file.stale_close_days {
             self.stale_close_days = days;
+        }
+        if let Some(banding) = &file.banding {
+            for (key, share) in banding {
+                self.banding
+                    .set(key, *share)
+                    .map_err(|message| ConfigError {
+                        source_name: source.clone(),
+                        message,
+                    })?;
+            }
         }
         Ok(warnings)
     }

@@ -123,6 +123,10 @@ pub struct EntryChange {
     /// constraint collect them). It does not change the entry's state.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate_row: bool,
+    /// Members that stayed only because of turnover banding, with why. Not part of the patch:
+    /// replay ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldMember>,
 }
 
 impl EntryChange {
@@ -583,6 +587,9 @@ pub fn previous_records(current: &[CurrentEntry]) -> HashMap<String, Value> {
     }
     previous
 }
+
+mod held;
+pub use held::{mark_held, HeldMember};
 
 #[cfg(test)]
 mod tests;

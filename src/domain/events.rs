@@ -139,7 +139,7 @@ pub fn run_events(
         let key = &delta.key;
         let added = delta.change.added_tickers();
         let removed = delta.change.removed_tickers();
-        let payload = json!({
+        let mut payload = json!({
             "universe": key.universe_label(),
             "type": key.entry_type,
             "name": key.name,
@@ -152,6 +152,18 @@ pub fn run_events(
             "seq": seq,
             "run_id": facts.run_id,
         });
+        if !delta.change.held.is_empty() {
+            // Only with turnover banding on, so the payload is unchanged while it is off.
+            let held: Vec<Value> = delta
+                .change
+                .held
+                .iter()
+                .map(|h| {
+                    json!({"ticker": h.ticker, "reason": h.reason.code.as_str(), "detail": h.reason.detail})
+                })
+                .collect();
+            payload["held"] = Value::Array(held);
+        }
         events.push(OutgoingEvent {
             seq: Some(seq),
             channel: channels.universe_updated(),

@@ -1,6 +1,7 @@
 //! Pre-commit invariants on the desired catalog (checked before anything is written): bands
-//! disjoint, each top-N a prefix of the next, every member an active eligible symbol, and no two
-//! entries colliding under a unique constraint the live table carries.
+//! disjoint, each top-N a prefix of the next (inside the next when banded), every member an
+//! active eligible symbol, and no two entries colliding under a unique constraint the live table
+//! carries.
 
 use crate::domain::catalog::Catalog;
 use crate::domain::config::CatalogConfig;
@@ -56,14 +57,27 @@ pub fn check_catalog(
         }
     }
 
+    // Plain top-N lists are prefixes of each other. Banded ones hold members past N, listed by
+    // rank, so a larger list may rank a newcomer ahead of them: each stays inside the next.
+    let banded = config.banding.market_leaders > 0.0;
+    let mut leaders: Vec<&(String, usize)> = config.leaders.iter().collect();
+    leaders.sort_by_key(|(_, n)| *n);
     let mut previous: Option<(String, Vec<String>)> = None;
-    for (key, _) in &config.leaders {
+    for (key, _) in leaders {
         let Some(members) = tickers_of(&EntryKey::new("stock_universe", "market_leaders", key))
         else {
             continue;
         };
         if let Some((prev_key, prev)) = &previous {
-            if members.len() < prev.len() || members[..prev.len()] != prev[..] {
+            if banded {
+                let outer: BTreeSet<&String> = members.iter().collect();
+                if let Some(missing) = prev.iter().find(|t| !outer.contains(t)) {
+                    violations.push(Violation {
+                        invariant: "each top-N stays inside the next",
+                        detail: format!("{missing} is in {prev_key} but not in {key}"),
+                    });
+                }
+            } else if members.len() < prev.len() || members[..prev.len()] != prev[..] {
                 violations.push(Violation {
                     invariant: "each top-N is a prefix of the next",
                     detail: format!("{prev_key} is not a prefix of {key}"),

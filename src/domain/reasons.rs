@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The reason codes of SPEC §7, plus `market_data` for a member that stays but whose figures
-/// moved and `initial_build` for a member of an entry built for the first time.
+/// moved, `initial_build` for a member of an entry built for the first time and `held_by_band` for
+/// one that stays only because of turnover banding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
@@ -25,6 +26,8 @@ pub enum ReasonCode {
     Rollback,
     MarketData,
     InitialBuild,
+    /// Turnover banding kept a member the plain rule would have dropped (issue 16).
+    HeldByBand,
 }
 
 impl ReasonCode {
@@ -42,6 +45,7 @@ impl ReasonCode {
             ReasonCode::Rollback => "rollback",
             ReasonCode::MarketData => "market_data",
             ReasonCode::InitialBuild => "initial_build",
+            ReasonCode::HeldByBand => "held_by_band",
         }
     }
 }

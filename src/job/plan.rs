@@ -4,9 +4,13 @@
 //! reports of the result. Writes nothing.
 
 use super::{JobConfig, PlanRequest, RunError};
-use crate::domain::catalog::{compute_catalog, Catalog, DesiredEntry};
+use crate::domain::catalog::{
+    compute_catalog, compute_catalog_banded, BandingReport, Catalog, DesiredEntry,
+};
 use crate::domain::config::{CatalogConfig, ConfigError, ConfigWarning};
-use crate::domain::diff::{diff, previous_records, CurrentEntry, Delta, LiveRowFacts, Op};
+use crate::domain::diff::{
+    diff, mark_held, previous_records, CurrentEntry, Delta, LiveRowFacts, Op,
+};
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
 use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
@@ -15,7 +19,8 @@ use crate::domain::replay::ReplayedCatalog;
 use crate::domain::securities::{normalize, InputReport};
 use crate::domain::types::{EntryKey, Family, FamilySelection};
 use crate::report::{
-    plan_id, DeltaLine, FamilySummary, PlanReport, RunOutcome, RunReport, RunStatus, StepTimings,
+    plan_id, DeltaLine, FamilySummary, HeldLine, PlanReport, RunOutcome, RunReport, RunStatus,
+    StepTimings,
 };
 use crate::store::{EntryHead, RunTx, StoredRow};
 use chrono::NaiveDate;
@@ -41,6 +46,8 @@ pub struct Plan {
     pub recheck: Vec<EntryKey>,
     pub violations: Vec<Violation>,
     pub collisions: Vec<Collision>,
+    /// What turnover banding held and displaced (empty while it is off).
+    pub banding: BandingReport,
     pub timings: StepTimings,
 }
 
@@ -102,6 +109,7 @@ impl Plan {
 
     /// What `plan` reports.
     pub fn plan_report(&self, refusals: Vec<Refusal>, duration_seconds: f64) -> PlanReport {
+        let (held, displaced) = HeldLine::from_report(&self.banding);
         PlanReport {
             plan_id: self.plan_id(),
             as_of: self.as_of,
@@ -110,6 +118,8 @@ impl Plan {
             families: self.selection.families().to_vec(),
             summary: self.summary(),
             deltas: self.deltas.iter().map(DeltaLine::from_delta).collect(),
+            held,
+            displaced,
             refusals,
             drift: self.drift.iter().map(ToString::to_string).collect(),
             warnings: self.warnings.clone(),
@@ -271,7 +281,21 @@ pub(super) async fn prepare(
     let step = Instant::now();
     let securities = normalize(&snapshot, &config);
     let selection = FamilySelection::only(&request.only);
-    let mut catalog = compute_catalog(&securities, &config, &selection);
+    // Banding holds today's members around the limits, so it needs them before the catalog
+    // (with the heads, to trust only rows the log agrees with). A rollback restores a past
+    // state as it was: no banding.
+    let mut early_heads = None;
+    let (mut catalog, banding) = if config.banding.is_off() || rollback {
+        (
+            compute_catalog(&securities, &config, &selection),
+            BandingReport::default(),
+        )
+    } else {
+        let heads = tx.entry_heads(&job.environment).await?;
+        let incumbents = super::banding::incumbents(tx, &job.environment, &heads).await?;
+        early_heads = Some(heads);
+        compute_catalog_banded(&securities, &config, &selection, &incumbents)
+    };
     if let Some(target) = target {
         // A rollback's desired state is the replayed one, over every scope owned now or then.
         catalog.entries = target
@@ -292,7 +316,10 @@ pub(super) async fn prepare(
     timings.compute_ms = step.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();
-    let heads = tx.entry_heads(&job.environment).await?;
+    let heads = match early_heads {
+        Some(heads) => heads,
+        None => tx.entry_heads(&job.environment).await?,
+    };
     // Scopes the job wrote before stay owned after the configuration drops them (a removed
     // theme or renamed category): their rows are deleted rather than left stale.
     for (key, head) in &heads {
@@ -326,7 +353,8 @@ pub(super) async fn prepare(
             .collect(),
         unchanged,
     };
-    let deltas = diff(&catalog, &current, &ctx, &facts);
+    let mut deltas = diff(&catalog, &current, &ctx, &facts);
+    mark_held(&mut deltas, &banding);
     // Invariants guard what is written; a run that writes nothing has nothing to check.
     // A rollback restores a past state on purpose, members since delisted included.
     let violations = if deltas.is_empty() || rollback {
@@ -390,6 +418,7 @@ pub(super) async fn prepare(
         recheck: loaded.recheck,
         violations,
         collisions: found,
+        banding,
         timings,
     })
 }

@@ -3,6 +3,7 @@
 //! tests run on both stores through `helpers::on_both_stores!`.
 
 mod atomicity;
+mod banding;
 mod demo;
 mod embedded;
 mod events;
