@@ -49,6 +49,13 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    /// Redis failed (not a usage error: exit 1).
+    #[error("{context}: {source}")]
+    Publish {
+        context: &'static str,
+        #[source]
+        source: crate::publish::PublishError,
+    },
     #[error("cannot read {path}: {source}")]
     ReadConfig {
         path: String,

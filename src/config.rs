@@ -310,6 +310,10 @@ pub struct ServeArgs {
     /// On SIGTERM, how long a running job may take to finish before it is rolled back.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: std::time::Duration,
+    /// Test hook: a job stops after its run commits, before its outcome is recorded (the
+    /// job-record test kills the process there).
+    #[arg(long, hide = true)]
+    pub test_pause_after_commit: bool,
 }
 
 /// `bench` arguments.

@@ -2,6 +2,8 @@
 //! `/api/processing/cache-sync/`, plans, universes, replay, history, rollback, metrics and an
 //! OpenAPI document. Handlers call `job`, `history` and the store; they hold no SQL.
 
+mod body;
+mod connections;
 pub mod error;
 mod jobs;
 mod metrics;
@@ -17,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+pub use connections::ConnectionLimits;
 use error::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub struct AppState {
     pub api_key: Option<Arc<String>>,
     /// The background job this process is running, for shutdown.
     pub running: Arc<Mutex<Option<jobs::RunningJob>>>,
+    /// Test hook: a job whose run committed stops forever before recording its outcome,
+    /// after announcing it on stderr (a process killed there must not leave a lie behind).
+    pub test_pause_after_commit: bool,
 }
 
 impl AppState {
@@ -53,6 +59,7 @@ impl AppState {
             publisher,
             api_key: api_key.map(Arc::new),
             running: Arc::new(Mutex::new(None)),
+            test_pause_after_commit: false,
         }
     }
 }
@@ -73,10 +80,14 @@ async fn require_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     if let Some(expected) = &state.api_key {
-        let given = headers
-            .get("x-api-key")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
+        let mut keys = headers.get_all("x-api-key").iter();
+        let given = keys.next().map(|v| v.as_bytes()).unwrap_or_default();
+        // Proxies disagree on which of two copies counts: ambiguous credentials are refused.
+        if keys.next().is_some() {
+            return Err(ApiError::BadRequest(
+                "send the X-API-Key header once".to_owned(),
+            ));
+        }
         if !constant_time_eq(given, expected.as_bytes()) {
             return Err(ApiError::Unauthorized);
         }
@@ -156,28 +167,52 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Marks jobs a previous process left pending or running as failed, serves until `shutdown`
-/// resolves, then lets a running job finish within `grace` or aborts it (its transaction rolls
-/// back and the job is recorded as interrupted).
+/// As `serve_with`, under the default connection limits.
 ///
 /// # Errors
-/// I/O errors of the listener; store errors at start.
+/// As `serve_with`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), anyhow::Error> {
-    let failed = state
+    serve_with(
+        listener,
+        state,
+        shutdown,
+        grace,
+        ConnectionLimits::default(),
+    )
+    .await
+}
+
+/// Settles the jobs a previous process left pending or running (completed with its run when
+/// the run record shows it committed, failed otherwise), serves under `limits` until `shutdown`
+/// resolves, then lets a running job finish within `grace` or aborts it (its transaction rolls
+/// back and the job is recorded as interrupted, unless its run had committed).
+///
+/// # Errors
+/// I/O errors of the listener; store errors at start.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: ConnectionLimits,
+) -> Result<(), anyhow::Error> {
+    let settled = state
         .store
-        .fail_abandoned_jobs(
+        .settle_abandoned_jobs(
+            None,
             "interrupted: the API service restarted while the job was pending or running",
         )
         .await?;
-    if failed > 0 {
+    if settled.completed + settled.failed > 0 {
         tracing::warn!(
-            failed,
-            "jobs left running by a previous process marked failed"
+            completed = settled.completed,
+            failed = settled.failed,
+            "jobs left unfinished by a previous process settled from the run records"
         );
     }
     let relay_state = state.clone();
@@ -189,9 +224,7 @@ pub async fn serve(
             }
         }
     });
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    connections::serve_connections(listener, router(state.clone()), limits, shutdown).await?;
     relay.abort();
     jobs::finish_or_abort(&state, grace).await;
     Ok(())

@@ -1,6 +1,11 @@
 //! Redis: the relay that publishes the outbox after commit (in order, marking what it sent), the
 //! best-effort notices of a run in progress, and Phase 2's completion signal. Nothing here is
 //! called inside a database transaction.
+//!
+//! A run's notices share one connection and one short budget of waiting (`NOTICE_BUDGET`, see
+//! `Publisher::for_one_run`): a Redis that is down or frozen costs the run that much in all,
+//! not a timeout per notice. Once Redis has not answered, the run sends it nothing more, not
+//! even its relay: the change events stay in the outbox for the next relay.
 
 use crate::domain::events::{envelope, Channels};
 use crate::store::{Outbox, OutboxRow, StoreError};
@@ -9,10 +14,15 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Rows the relay reads and publishes per round trip.
 const BATCH: i64 = 1000;
+
+/// The most a run waits on Redis for all its notices together.
+pub const NOTICE_BUDGET: Duration = Duration::from_secs(2);
 
 /// Why publishing failed (the outbox keeps the events; the next relay retries).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +31,12 @@ pub enum PublishError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "Redis did not answer within the run's notice budget ({}s); nothing more is sent to it \
+         in this run and the change events stay in the outbox",
+        .0.as_secs_f64()
+    )]
+    Unanswered(Duration),
 }
 
 /// What one relay pass did.
@@ -38,6 +54,16 @@ pub struct Publisher {
     url: String,
     channels: Channels,
     stream_maxlen: usize,
+    /// Set for one run's use (`for_one_run`).
+    budget: Option<Arc<NoticeBudget>>,
+}
+
+/// What one run may still spend waiting on Redis, over one shared connection.
+struct NoticeBudget {
+    total: Duration,
+    /// Waiting spent so far, and the connection once made.
+    state: tokio::sync::Mutex<(Duration, Option<MultiplexedConnection>)>,
+    given_up: AtomicBool,
 }
 
 fn now_text() -> String {
@@ -55,7 +81,36 @@ impl Publisher {
             url: url.to_owned(),
             channels,
             stream_maxlen,
+            budget: None,
         })
+    }
+
+    /// This publisher for one run: its notices share one connection and `NOTICE_BUDGET` of
+    /// waiting in all; once Redis fails to answer within it, later notices and the relay are
+    /// skipped (`PublishError::Unanswered`).
+    #[must_use]
+    pub fn for_one_run(&self) -> Self {
+        self.with_budget(NOTICE_BUDGET)
+    }
+
+    /// As `for_one_run`, with another budget.
+    #[must_use]
+    pub fn with_budget(&self, total: Duration) -> Self {
+        Self {
+            budget: Some(Arc::new(NoticeBudget {
+                total,
+                state: tokio::sync::Mutex::new((Duration::ZERO, None)),
+                given_up: AtomicBool::new(false),
+            })),
+            ..self.clone()
+        }
+    }
+
+    /// Whether Redis failed to answer within this run's budget.
+    pub fn gave_up(&self) -> bool {
+        self.budget
+            .as_ref()
+            .is_some_and(|b| b.given_up.load(Ordering::SeqCst))
     }
 
     /// The Redis URL (for opening further connections; never logged).
@@ -85,6 +140,9 @@ impl Publisher {
     /// # Errors
     /// Redis or store errors; whatever was published before stays marked.
     pub async fn relay(&self, store: &dyn Outbox) -> Result<RelayOutcome, PublishError> {
+        if let Some(budget) = self.budget.as_ref().filter(|_| self.gave_up()) {
+            return Err(PublishError::Unanswered(budget.total));
+        }
         let mut outcome = RelayOutcome::default();
         let mut con = self.connect().await?;
         let stream = self.channels.stream();
@@ -150,20 +208,58 @@ impl Publisher {
         event: &str,
         payload: &Value,
     ) -> Result<(), PublishError> {
-        let mut con = self.connect().await?;
         let message = envelope(event, &now_text(), payload).to_string();
-        redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(message)
-            .query_async::<i64>(&mut con)
-            .await?;
-        Ok(())
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(channel).arg(message);
+        let Some(budget) = &self.budget else {
+            let mut con = self.connect().await?;
+            publish.query_async::<i64>(&mut con).await?;
+            return Ok(());
+        };
+        if budget.given_up.load(Ordering::SeqCst) {
+            return Err(PublishError::Unanswered(budget.total));
+        }
+        let started = tokio::time::Instant::now();
+        let mut state = budget.state.lock().await;
+        let left = budget.total.saturating_sub(state.0 + started.elapsed());
+        let (spent, connection) = &mut *state;
+        let sent = tokio::time::timeout(left, async {
+            if connection.is_none() {
+                *connection = Some(self.connect().await?);
+            }
+            if let Some(con) = connection.as_mut() {
+                publish.query_async::<i64>(con).await?;
+            }
+            Ok::<(), PublishError>(())
+        })
+        .await;
+        *spent += started.elapsed();
+        let failed = match sent {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => PublishError::Unanswered(budget.total),
+        };
+        *connection = None;
+        budget.given_up.store(true, Ordering::SeqCst);
+        tracing::warn!(
+            error = %failed,
+            "Redis is not answering: the run's remaining notices are skipped, its change events stay in the outbox"
+        );
+        Err(failed)
     }
 
     /// As `notify`, for notices nothing depends on: an unreachable Redis is logged, never fatal.
     pub async fn announce(&self, channel: &str, event: &str, payload: &Value) {
-        if let Err(e) = self.notify(channel, event, payload).await {
-            tracing::warn!(error = %e, event, "notice not published");
+        match self.notify(channel, event, payload).await {
+            Ok(()) => {}
+            // Said once, when Redis stopped answering.
+            Err(_) if self.gave_up() => {
+                tracing::debug!(
+                    event,
+                    "notice skipped: Redis did not answer earlier in this run"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, event, "notice not published"),
         }
     }
 

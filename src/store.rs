@@ -153,13 +153,14 @@ pub trait EventLog: Send + Sync {
     /// Appends a run record on its own (refused or failed runs, which write nothing else).
     async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError>;
 
-    /// Whether another session holds the writer lock right now. The lock is taken and released
-    /// at once (rolled back, not dropped, so it is free again before this returns).
+    /// Who holds the writer lock right now, described for a message; `None` when it is free.
+    /// Only looks (PostgreSQL's lock table; SQLite's marker file, see `sqlite.rs`): it never
+    /// takes the lock, so a run starting at the same moment cannot fail because of it.
+    async fn writer_lock_holder(&self) -> Result<Option<String>, StoreError>;
+
+    /// Whether another session holds the writer lock right now (see `writer_lock_holder`).
     async fn writer_lock_held(&self) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let outcome = tx.try_lock_writer().await?;
-        tx.rollback().await?;
-        Ok(outcome == LockOutcome::HeldElsewhere)
+        Ok(self.writer_lock_holder().await?.is_some())
     }
 }
 
@@ -332,8 +333,15 @@ pub trait JobBoard: Send + Sync {
     async fn list_jobs(&self, limit: i64, offset: i64)
         -> Result<(Vec<JobRecord>, i64), StoreError>;
 
-    /// Marks jobs left pending or running (by a previous process) as failed; returns how many.
-    async fn fail_abandoned_jobs(&self, reason: &str) -> Result<u64, StoreError>;
+    /// Settles jobs left pending or running by a process that died or gave up on them (only
+    /// `job_id` when given): a job whose run committed (its run record names the job) is
+    /// completed with that run; any other is failed, with the run record's error when a refused
+    /// run left one, else `reason`.
+    async fn settle_abandoned_jobs(
+        &self,
+        job_id: Option<&str>,
+        reason: &str,
+    ) -> Result<SettledJobs, StoreError>;
 
     /// Job statistics since `since`.
     async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError>;

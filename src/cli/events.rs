@@ -25,8 +25,9 @@ pub(super) async fn events(
     let publisher = publisher(config)?;
     if relay_only {
         let p = publisher.ok_or_else(|| CliError::Usage("--relay needs REDIS_URL".to_owned()))?;
-        let outcome = p.relay(&store).await.map_err(|e| {
-            CliError::Usage(format!("relay failed, events stay in the outbox: {e}"))
+        let outcome = p.relay(&store).await.map_err(|source| CliError::Publish {
+            context: "relay failed, events stay in the outbox",
+            source,
         })?;
         print(config.format, &outcome, || {
             format!("Published {} pending events.\n", outcome.published)
@@ -59,7 +60,10 @@ pub(super) async fn events(
             }
         })
         .await
-        .map_err(|e| CliError::Usage(format!("cannot follow the stream: {e}")))?;
+        .map_err(|source| CliError::Publish {
+            context: "cannot follow the stream",
+            source,
+        })?;
     }
     Ok(Exit::Success)
 }

@@ -32,7 +32,8 @@ pub(super) async fn serve(config: &Config, args: &ServeArgs) -> Result<Exit, Cli
     }
     let job = job_config(config)?;
     let store = connect(config).await?;
-    let state = crate::http::AppState::new(Arc::new(store), job, publisher(config)?, api_key);
+    let mut state = crate::http::AppState::new(Arc::new(store), job, publisher(config)?, api_key);
+    state.test_pause_after_commit = args.test_pause_after_commit;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.bind)))?;

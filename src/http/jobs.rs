@@ -1,6 +1,7 @@
 //! The compatibility endpoints: trigger, status, history, stats, health; and the background
 //! runner that executes one job at a time.
 
+use super::body::ObjectBody;
 use super::error::ApiError;
 use super::AppState;
 use crate::job::{
@@ -24,7 +25,7 @@ pub struct RunningJob {
     pub handle: tokio::task::JoinHandle<()>,
 }
 
-/// The trigger body.
+/// The trigger body (optional: none means a full run without force).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
@@ -41,6 +42,16 @@ fn default_mode() -> String {
     "full".to_owned()
 }
 
+impl Default for TriggerBody {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+            force: false,
+            plan_id: None,
+        }
+    }
+}
+
 fn new_job_id() -> String {
     use rand::Rng as _;
     let bytes: [u8; 8] = rand::rng().random();
@@ -51,9 +62,9 @@ fn new_job_id() -> String {
 /// `POST /api/processing/cache-sync/trigger` → `202` with the job id; `409` while a job runs.
 pub async fn trigger(
     State(state): State<AppState>,
-    body: Result<Json<TriggerBody>, axum::extract::rejection::JsonRejection>,
+    body: Option<ObjectBody<TriggerBody>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body?;
+    let body = body.map(|ObjectBody(b)| b).unwrap_or_default();
     let mode = TriggerMode::parse(&body.mode).map_err(ApiError::BadRequest)?;
     if let Some(plan_id) = &body.plan_id {
         let plan = job::plan(
@@ -88,16 +99,25 @@ pub async fn trigger(
         run_id: None,
         plan_id: body.plan_id.clone(),
     };
-    // A run started elsewhere (the nightly pipeline, the CLI) holds the writer lock.
-    if state.store.writer_lock_held().await? {
-        return Err(ApiError::AlreadyRunning(
-            "a run started outside the API holds the writer lock".to_owned(),
-        ));
-    }
     let mut running = state.running.lock().await;
+    // The holder is named: this service's own job, or a run outside it.
+    if let Some(job) = running.as_ref().filter(|job| !job.handle.is_finished()) {
+        return Err(ApiError::AlreadyRunning(format!(
+            "job {} of this service; wait for it to finish, or check its status",
+            job.job_id
+        )));
+    }
+    // A run started elsewhere (the nightly pipeline, the CLI) holds the writer lock. The probe
+    // only looks: it never takes the lock, so it cannot make a starting run fail.
+    if let Some(holder) = state.store.writer_lock_holder().await? {
+        return Err(ApiError::AlreadyRunning(format!(
+            "a run outside the API holds the writer lock: {holder}"
+        )));
+    }
     if !state.store.create_job(&record).await? {
         return Err(ApiError::AlreadyRunning(
-            "wait for it to finish, or check its status".to_owned(),
+            "another job is recorded pending or running; wait for it to finish, or check its status"
+                .to_owned(),
         ));
     }
     let job_id = record.job_id.clone();
@@ -149,6 +169,10 @@ impl RunObserver for JobBoardObserver<'_> {
         let store = &self.state.store;
         let recorded = match outcome {
             Ok(report) => {
+                if self.state.test_pause_after_commit {
+                    eprintln!("cache-sync: paused after commit (test hook)");
+                    std::future::pending::<()>().await;
+                }
                 let run_id = report.run_id.map(|r| r.0);
                 store
                     .update_job(self.job_id, JobStatus::Completed, None, run_id)
@@ -209,26 +233,18 @@ pub async fn finish_or_abort(state: &AppState, grace: Duration) {
     {
         running.handle.abort();
         let _ = (&mut running.handle).await;
-        // A job whose run already committed (it was only publishing events) stays completed.
-        let finished = state
+        // A job whose run already committed (it was only publishing events, or died before
+        // recording its outcome) is completed with that run; the run record says so.
+        let settled = state
             .store
-            .get_job(&running.job_id)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|job| job.status.is_finished());
-        if finished {
-            return;
-        }
-        let _ = state
-            .store
-            .update_job(
-                &running.job_id,
-                JobStatus::Failed,
-                Some("interrupted: the API service shut down; the run was rolled back"),
-                None,
+            .settle_abandoned_jobs(
+                Some(&running.job_id),
+                "interrupted: the API service shut down; the run was rolled back",
             )
             .await;
+        if let Err(e) = settled {
+            tracing::error!(error = %e, job_id = running.job_id, "cannot settle the aborted job");
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Beyond the compatibility endpoints: plans, universe listing and values (now or replayed),
 //! histories, replay and rollback.
 
+use super::body::ObjectBody;
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::types::{EntryKey, RunId};
+use crate::domain::types::{EntryKey, Family, RunId};
 use crate::history::{self, PointInHistory};
 use crate::job::{
     self, run_phase, PlanRequest, RunContext, RunMode, RunRequest, TriggerMode, Unobserved,
@@ -26,10 +27,10 @@ pub struct PlanBody {
 /// `POST /api/processing/cache-sync/plan`: the full delta, nothing written, and a plan id.
 pub async fn plan(
     State(state): State<AppState>,
-    body: Option<Json<PlanBody>>,
+    body: Option<ObjectBody<PlanBody>>,
 ) -> Result<Json<Value>, ApiError> {
     let mode = body
-        .and_then(|Json(b)| b.mode)
+        .and_then(|ObjectBody(b)| b.mode)
         .unwrap_or_else(|| "full".to_owned());
     let only = TriggerMode::parse(&mode)
         .map_err(ApiError::BadRequest)?
@@ -60,7 +61,14 @@ fn universe_key(entry_type: &str, name: &str, key: &str) -> Result<EntryKey, Api
             ));
         }
     }
-    Ok(EntryKey::new(entry_type, name, key))
+    let key = EntryKey::new(entry_type, name, key);
+    // Other rows of `cache_entries` (app settings, configuration) are the app's, not the job's.
+    if Family::owning(&key.scope()).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "{key} is not a universe this job owns"
+        )));
+    }
+    Ok(key)
 }
 
 /// `GET /api/universes`: every owned universe with counts and hashes.
@@ -191,9 +199,8 @@ pub struct RollbackBody {
 /// `POST /api/processing/cache-sync/rollback`: plan (`dry_run`) or apply a rollback.
 pub async fn rollback(
     State(state): State<AppState>,
-    body: Result<Json<RollbackBody>, axum::extract::rejection::JsonRejection>,
+    ObjectBody(body): ObjectBody<RollbackBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body?;
     let store = state.store.as_ref();
     if body.dry_run {
         let report = job::plan_rollback(

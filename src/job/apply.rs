@@ -154,6 +154,7 @@ async fn decide_and_write(
                 collision_summary(&planned.collisions)
             }
         }),
+        job_id: request.job_id.clone(),
     };
     if refused {
         return Ok(Decision::Refused(Box::new(RefusedRun {

@@ -63,6 +63,12 @@ pub async fn run_phase(
     mode: &RunMode,
     observer: &dyn RunObserver,
 ) -> Result<RunReport, RunError> {
+    // One short budget of waiting on Redis for the whole run (see `publish.rs`).
+    let budgeted = context.publisher.map(Publisher::for_one_run);
+    let context = RunContext {
+        publisher: budgeted.as_ref(),
+        ..context
+    };
     let announced = mode.rollback_target().is_none();
     let job_id = request.job_id.clone();
     observer.started().await;

@@ -120,8 +120,8 @@ pub(super) async fn insert_run(
     conn.sql(
         "insert into cache_sync_run (run_id, trigger, families, environment, as_of, config_hash,
              status, forced, started_at, finished_at, created_count, updated_count, deleted_count,
-             unchanged_count, report, error)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             unchanged_count, report, error, job_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(run_id.0)
     .bind(run.trigger.as_str())
@@ -142,6 +142,7 @@ pub(super) async fn insert_run(
         &serde_json::to_value(o).map_err(|e| StoreError::Corrupt(e.to_string()))?,
     )?)
     .bind(&run.error)
+    .bind(&run.job_id)
     .execute(conn)
     .await
     .during("appending the run record")?;

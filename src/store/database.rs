@@ -47,7 +47,9 @@ pub enum Writes {
 /// An open transaction. Dropped without `commit`, it rolls back.
 pub enum SqlTx {
     Postgres(Transaction<'static, Postgres>),
-    Sqlite(Transaction<'static, Sqlite>),
+    /// With the writer-lock marker once the transaction holds the writer lock (see
+    /// `sqlite.rs`); released with the transaction.
+    Sqlite(Transaction<'static, Sqlite>, Option<std::fs::File>),
 }
 
 impl SqlTx {
@@ -55,7 +57,15 @@ impl SqlTx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             SqlTx::Postgres(tx) => Conn::Postgres(tx),
-            SqlTx::Sqlite(tx) => Conn::Sqlite(tx),
+            SqlTx::Sqlite(tx, _) => Conn::Sqlite(tx),
+        }
+    }
+
+    /// Shows probes that this transaction holds the writer lock (SQLite; PostgreSQL's lock
+    /// table already does).
+    pub(super) async fn mark_writer(&mut self) {
+        if let SqlTx::Sqlite(tx, marker) = self {
+            *marker = sqlite::mark_writer(tx).await;
         }
     }
 
@@ -66,7 +76,7 @@ impl SqlTx {
     pub async fn commit(self, context: &'static str) -> Result<(), StoreError> {
         match self {
             SqlTx::Postgres(tx) => tx.commit().await,
-            SqlTx::Sqlite(tx) => tx.commit().await,
+            SqlTx::Sqlite(tx, _) => tx.commit().await,
         }
         .during(context)
     }
@@ -78,7 +88,7 @@ impl SqlTx {
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
             SqlTx::Postgres(tx) => tx.rollback().await,
-            SqlTx::Sqlite(tx) => tx.rollback().await,
+            SqlTx::Sqlite(tx, _) => tx.rollback().await,
         }
         .during("rolling back")
     }
@@ -167,11 +177,29 @@ impl SqlStore {
         let context = "starting a transaction";
         Ok(match (&self.pool, writes) {
             (Pool::Postgres(p), _) => SqlTx::Postgres(p.begin().await.during(context)?),
-            (Pool::Sqlite(p), Writes::Later) => SqlTx::Sqlite(p.begin().await.during(context)?),
+            (Pool::Sqlite(p), Writes::Later) => {
+                SqlTx::Sqlite(p.begin().await.during(context)?, None)
+            }
             (Pool::Sqlite(p), Writes::Now) => {
-                SqlTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.during(context)?)
+                SqlTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.during(context)?, None)
             }
         })
+    }
+
+    /// Who holds the writer lock, without taking it (see `EventLog::writer_lock_holder`).
+    ///
+    /// # Errors
+    /// The pool's or the driver's error.
+    pub(super) async fn look_at_writer_lock(&self) -> Result<Option<String>, StoreError> {
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.during("connecting")?;
+                postgres::writer_lock_holder(&mut conn).await
+            }
+            Pool::Sqlite(p) => Ok(sqlite::writer_lock_holder(
+                p.connect_options().get_filename(),
+            )),
+        }
     }
 
     /// Closes the pool's connections (benchmarks, before dropping a scratch database).

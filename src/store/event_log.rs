@@ -36,13 +36,21 @@ impl EventLog for SqlStore {
         tx.commit("committing the run record").await?;
         Ok(run_id)
     }
+
+    async fn writer_lock_holder(&self) -> Result<Option<String>, StoreError> {
+        self.look_at_writer_lock().await
+    }
 }
 
 #[async_trait]
 impl RunTx for SqlTx {
     async fn try_lock_writer(&mut self) -> Result<LockOutcome, StoreError> {
         let conn = &mut self.conn();
-        conn.dialect().try_lock_writer(conn).await
+        let outcome = conn.dialect().try_lock_writer(conn).await?;
+        if outcome == LockOutcome::Acquired {
+            self.mark_writer().await;
+        }
+        Ok(outcome)
     }
 
     async fn latest_price_date(&mut self) -> Result<Option<NaiveDate>, StoreError> {

@@ -1,8 +1,9 @@
 //! The `JobBoard` role: API jobs (`cache_sync_job`) and their statistics.
 
 use super::database::SqlStore;
+use super::database::Writes;
 use super::dialect::Dialect;
-use super::{JobBoard, JobRecord, JobStats, JobStatus, QueryContext, StoreError};
+use super::{JobBoard, JobRecord, JobStats, JobStatus, QueryContext, SettledJobs, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -122,17 +123,44 @@ impl JobBoard for SqlStore {
         Ok((jobs, total))
     }
 
-    async fn fail_abandoned_jobs(&self, reason: &str) -> Result<u64, StoreError> {
-        let mut pooled = self.acquire().await?;
-        let conn = &mut pooled.conn();
+    async fn settle_abandoned_jobs(
+        &self,
+        job_id: Option<&str>,
+        reason: &str,
+    ) -> Result<SettledJobs, StoreError> {
+        let mut tx = self.transaction(Writes::Now).await?;
+        let conn = &mut tx.conn();
+        // The runs each job asked for, newest first; a job has at most one.
+        let runs = "from cache_sync_run r where r.job_id = cache_sync_job.job_id";
+        let mut sql = conn.sql("");
+        let now = conn.dialect().now(&mut sql, Utc::now());
+        sql.push(&format!(
+            "update cache_sync_job set status = 'completed', end_time = {now},
+                 run_id = (select max(r.run_id) {runs} and r.status = 'completed')
+             where status in ('pending', 'running')
+               and exists (select 1 {runs} and r.status = 'completed')"
+        ));
+        if let Some(job_id) = job_id {
+            sql.push(" and job_id = ").push_bind(job_id);
+        }
+        let completed = sql.execute(conn).await.during("settling committed jobs")?;
+        // Not committed: refused (its record says why) or never got that far.
         let mut sql = conn.sql("");
         let now = conn.dialect().now(&mut sql, Utc::now());
         let reason = sql.param(reason);
         sql.push(&format!(
-            "update cache_sync_job set status = 'failed', end_time = {now}, error_details = {reason}
+            "update cache_sync_job set status = 'failed', end_time = {now},
+                 run_id = (select max(r.run_id) {runs}),
+                 error_details = coalesce(
+                     (select r.error {runs} order by r.run_id desc limit 1), {reason})
              where status in ('pending', 'running')"
         ));
-        sql.execute(conn).await.during("failing abandoned jobs")
+        if let Some(job_id) = job_id {
+            sql.push(" and job_id = ").push_bind(job_id);
+        }
+        let failed = sql.execute(conn).await.during("failing abandoned jobs")?;
+        tx.commit("settling abandoned jobs").await?;
+        Ok(SettledJobs { completed, failed })
     }
 
     async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError> {

@@ -53,6 +53,41 @@ pub(super) async fn try_lock_writer(conn: &mut PgConnection) -> Result<LockOutco
     })
 }
 
+/// The session holding the writer lock, read from `pg_locks` (which only looks: taking the lock
+/// to test it would make a run starting at that moment fail). A 64-bit advisory key shows as
+/// its high and low halves in `classid` and `objid`, with `objsubid` 1.
+pub(super) async fn writer_lock_holder(
+    conn: &mut PgConnection,
+) -> Result<Option<String>, StoreError> {
+    let holder: Option<(i32, Option<String>, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as(
+            "select l.pid, a.application_name, a.xact_start
+             from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+             where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+               and l.database = (select oid from pg_database where datname = current_database())
+               and l.classid::bigint = $1 and l.objid::bigint = $2
+             limit 1",
+        )
+        .bind(WRITER_LOCK_KEY >> 32)
+        .bind(WRITER_LOCK_KEY & 0xffff_ffff)
+        .fetch_optional(conn)
+        .await
+        .during("looking at the writer lock")?;
+    Ok(holder.map(|(pid, application, since)| {
+        let mut text = format!("PostgreSQL session {pid}");
+        if let Some(application) = application.filter(|a| !a.is_empty()) {
+            text.push_str(&format!(" ({application})"));
+        }
+        if let Some(since) = since {
+            text.push_str(&format!(
+                ", in a transaction since {}",
+                since.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+        text
+    }))
+}
+
 pub(super) async fn unique_constraints(
     conn: &mut PgConnection,
 ) -> Result<Vec<UniqueConstraint>, StoreError> {

@@ -57,6 +57,9 @@ pub struct NewRun {
     /// What the run did, stored whole with the record.
     pub outcome: RunOutcome,
     pub error: Option<String>,
+    /// The job that asked for the run (API job id, or the command line's), for settling a job
+    /// whose process died between the run's commit and the job's update.
+    pub job_id: String,
 }
 
 /// A run as the log holds it.
@@ -196,6 +199,15 @@ pub struct JobRecord {
     pub progress: Option<serde_json::Value>,
     pub run_id: Option<i64>,
     pub plan_id: Option<String>,
+}
+
+/// What settling abandoned jobs did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SettledJobs {
+    /// Jobs whose run had committed, now completed with it.
+    pub completed: u64,
+    /// Jobs whose run did not commit, now failed.
+    pub failed: u64,
 }
 
 /// Job counts and durations over a period.

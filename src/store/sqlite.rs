@@ -21,6 +21,8 @@ use super::{require_migrations, LockOutcome, QueryContext, StoreError};
 use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqliteConnection, SqlitePool};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -97,6 +99,107 @@ pub(super) async fn try_lock_writer(
             context: "taking the writer lock",
             source,
         }),
+    }
+}
+
+/// The writer-lock marker of the database file `db`; `None` for an in-memory database, which
+/// no other process can open.
+fn marker_path(db: &Path) -> Option<PathBuf> {
+    let name = db.as_os_str();
+    if name.is_empty() || name == ":memory:" {
+        return None;
+    }
+    let mut marker = name.to_owned();
+    marker.push("-writer");
+    Some(PathBuf::from(marker))
+}
+
+/// Locks the marker for a transaction that has just taken the writer lock, writing who holds
+/// it; the lock lasts as long as the returned file. `None` (with a warning) when the marker
+/// cannot be made: the run still holds the real lock, only probes cannot see it.
+pub(super) async fn mark_writer(conn: &mut SqliteConnection) -> Option<std::fs::File> {
+    let file: Option<String> =
+        sqlx::query_scalar("select file from pragma_database_list where name = 'main'")
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()
+            .flatten();
+    let path = marker_path(Path::new(&file.unwrap_or_default()))?;
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path);
+    let mut marker = match opened {
+        Ok(marker) => marker,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot open the writer-lock marker");
+            return None;
+        }
+    };
+    // A probe holds a shared lock for the moment it takes to test: wait it out, boundedly.
+    for _ in 0..2000 {
+        match marker.try_lock() {
+            Ok(()) => {
+                let command: Vec<String> = std::env::args().skip(1).take(1).collect();
+                let holder = format!(
+                    "process {} (cache-sync {})",
+                    std::process::id(),
+                    command.join(" ")
+                );
+                let written = marker
+                    .set_len(0)
+                    .and_then(|()| marker.rewind())
+                    .and_then(|()| marker.write_all(holder.trim_end().as_bytes()));
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "cannot describe the writer in its marker");
+                }
+                return Some(marker);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot lock the writer-lock marker");
+                return None;
+            }
+        }
+    }
+    tracing::warn!(path = %path.display(), "the writer-lock marker stayed locked by probes");
+    None
+}
+
+/// Who holds the writer lock of the database file `db`, from its marker, without touching
+/// SQLite's lock. A marker that cannot be read counts as free (logged): the probe only saves
+/// a job that would fail at once, the run's own lock still decides.
+pub(super) fn writer_lock_holder(db: &Path) -> Option<String> {
+    let path = marker_path(db)?;
+    let mut marker = match std::fs::File::open(&path) {
+        Ok(marker) => marker,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot open the writer-lock marker");
+            return None;
+        }
+    };
+    match marker.try_lock_shared() {
+        // Dropping the file releases the shared lock at once.
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = marker.read_to_string(&mut holder);
+            let holder = holder.trim();
+            Some(if holder.is_empty() {
+                "a run in another connection".to_owned()
+            } else {
+                format!("a run in {holder}")
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot test the writer-lock marker");
+            None
+        }
     }
 }
 

@@ -1685,7 +1685,9 @@ async fn on_shutdown_a_job_that_outlasts_the_grace_period_is_rolled_back_and_rec
 }
 
 /// Reads one RESP command (an array of bulk strings); `None` at end of stream.
-async fn read_command(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Option<Vec<String>> {
+pub(crate) async fn read_command(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+) -> Option<Vec<String>> {
     use tokio::io::AsyncBufReadExt as _;
     let mut line = String::new();
     if reader.read_line(&mut line).await.ok()? == 0 {
@@ -1706,32 +1708,42 @@ async fn read_command(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Op
 }
 
 /// `http::serve` on a free loopback port, in the background.
-struct Service {
-    addr: SocketAddr,
+pub(crate) struct Service {
+    pub addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Service {
-    async fn start(state: &AppState, grace: Duration) -> Self {
+    pub async fn start(state: &AppState, grace: Duration) -> Self {
+        Self::start_with(state, grace, api::ConnectionLimits::default()).await
+    }
+
+    /// As `start`, under other connection limits.
+    pub async fn start_with(
+        state: &AppState,
+        grace: Duration,
+        limits: api::ConnectionLimits,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(
+        let server = tokio::spawn(api::serve_with(
             listener,
             state.clone(),
             async move {
                 let _ = stopped.await;
             },
             grace,
+            limits,
         ));
         Self { addr, stop, server }
     }
 
     /// Sends the shutdown signal and waits (bounded) for `serve` to end cleanly.
-    async fn shut_down(self) {
+    pub async fn shut_down(self) {
         self.stop.send(()).unwrap();
         tokio::time::timeout(WAIT, self.server)
             .await
@@ -1744,7 +1756,7 @@ impl Service {
 /// A stand-in Redis that answers every command but never answers `XREVRANGE`, which only the
 /// outbox relay sends: a job that reaches its relay (after its commit and its `completed`
 /// status) stays there until the client's response timeout.
-async fn redis_stuck_in_relay() -> SocketAddr {
+pub(crate) async fn redis_stuck_in_relay() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -12,7 +12,8 @@ use tickstock_cache_sync::history;
 use tickstock_cache_sync::job::{self, JobConfig, PlanRequest, RunError};
 use tickstock_cache_sync::report::RunOutcome;
 use tickstock_cache_sync::store::{
-    EventFilter, JobRecord, JobStatus, LockOutcome, NewRun, RunStatus, SqlStore, Store, Trigger,
+    EventFilter, JobRecord, JobStatus, LockOutcome, NewRun, RunStatus, SettledJobs, SqlStore,
+    Store, Trigger,
 };
 
 /// The live rows of the environment, by identity, as value hashes.
@@ -260,7 +261,10 @@ async fn the_job_runs_replays_rolls_back_and_keeps_its_log_on_one_database(backe
         .unwrap();
     assert_eq!((stats.total, stats.completed), (1, 1));
     assert!(stats.last_completed_at.is_some());
-    assert_eq!(store.fail_abandoned_jobs("restart").await.unwrap(), 0);
+    assert_eq!(
+        store.settle_abandoned_jobs(None, "restart").await.unwrap(),
+        SettledJobs::default()
+    );
 
     let mut tx = store.begin().await.unwrap();
     let constraints = tx.unique_constraints().await.unwrap();
@@ -342,6 +346,7 @@ async fn a_second_writer_gets_lock_held_and_a_dropped_transaction_rolls_back(bac
             duration_seconds: 0.0,
         },
         error: None,
+        job_id: "test".to_owned(),
     };
     let appended = tx.append_run(&record, &[], &[]).await.expect("append");
     assert_eq!(appended.run_id, RunId(1));

@@ -130,6 +130,10 @@ impl EventLog for MemoryLog {
         s.committed.runs.push((run_id, run.clone()));
         Ok(run_id)
     }
+
+    async fn writer_lock_holder(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.writer_held().then(|| "another transaction".to_owned()))
+    }
 }
 
 /// A transaction on a snapshot of the log.
