@@ -15,7 +15,7 @@ use crate::domain::types::{EntryKey, Family, FamilySelection, Scope};
 use chrono::{Duration, NaiveDate};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const B: i64 = 1_000_000_000;
 
@@ -729,6 +729,44 @@ fn a_symbol_no_longer_in_symbols_is_delisted_or_inactive() {
     let left = removed(band(&deltas, "large_cap"), "XCO");
     assert_eq!(left.reason.code, ReasonCode::DelistedOrInactive);
     assert_eq!(left.reason.detail, json!({"status": "not in symbols"}));
+}
+
+/// A first build: every entry is created from an empty table.
+fn first_build(rows: Vec<SymbolRow>) -> Vec<Delta> {
+    let config = CatalogConfig::default();
+    let market = securities(rows);
+    let catalog = compute_catalog(&market, &config, &FamilySelection::all());
+    diff(
+        &catalog,
+        &[],
+        &context(&market, &config, &[]),
+        &LiveRowFacts::default(),
+    )
+}
+
+#[test]
+fn the_members_of_an_entry_built_for_the_first_time_are_an_initial_build() {
+    let deltas = first_build(vec![stock("XCO", 20 * B), stock("YCO", 50 * B)]);
+    let joined = added(band(&deltas, "large_cap"), "XCO");
+    assert_eq!(joined.reason.code, ReasonCode::InitialBuild);
+    assert_eq!(ReasonCode::InitialBuild.as_str(), "initial_build");
+    let codes: BTreeSet<ReasonCode> = deltas
+        .iter()
+        .flat_map(|d| d.change.lists.iter())
+        .flat_map(|l| l.added.iter().map(|m| m.reason.code))
+        .collect();
+    assert_eq!(codes, BTreeSet::from([ReasonCode::InitialBuild]));
+}
+
+#[test]
+fn a_new_listing_in_a_first_build_stays_a_new_listing() {
+    let mut fresh = stock("NEWCO", 20 * B);
+    fresh.list_date = Some(as_of() - Duration::days(5));
+    let deltas = first_build(vec![fresh]);
+    assert_eq!(
+        added(band(&deltas, "large_cap"), "NEWCO").reason.code,
+        ReasonCode::NewListing
+    );
 }
 
 #[test]
