@@ -43,6 +43,9 @@ pub enum Exit {
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    /// The command would write where it must not; nothing was written.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
@@ -76,7 +79,8 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::ReadConfig { .. } => Exit::Usage,
             CliError::Run(RunError::Config(_)) => Exit::Usage,
-            CliError::Run(RunError::Refused { .. } | RunError::Collision { .. }) => Exit::Refused,
+            CliError::Refused(_)
+            | CliError::Run(RunError::Refused { .. } | RunError::Collision { .. }) => Exit::Refused,
             CliError::Run(RunError::LockHeld) => Exit::Locked,
             CliError::History(e) | CliError::Run(RunError::History(e)) if unknown_point(e) => {
                 Exit::Usage
@@ -132,7 +136,7 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
             events::events(&config, filter, *follow, *relay).await
         }
         Command::Serve(args) => serve::serve(&config, args).await,
-        Command::Demo => devtools::demo(&config).await,
+        Command::Demo(args) => devtools::demo(&config, args).await,
         Command::Bench(args) => devtools::bench(&config, args).await,
     }
 }

@@ -215,13 +215,13 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    /// A narrated walkthrough for newcomers: loads a synthetic market into the demo file
-    /// (./cache-sync-demo.sqlite, made afresh, unless DATABASE_URL is set), builds day 1, applies
-    /// day 2's deltas with reasons, shows a universe's history, replays day 1 verified by hash and
-    /// rolls back to it.
+    /// A narrated walkthrough for newcomers: loads a synthetic market into its own file
+    /// (./cache-sync-demo.sqlite, made afresh; DATABASE_URL is ignored, so synthetic data never
+    /// lands in a real database), builds day 1, applies day 2's deltas with reasons, shows a
+    /// universe's history, replays day 1 verified by hash and rolls back to it.
     ///
     /// Example: cache-sync demo
-    Demo,
+    Demo(DemoArgs),
     /// Serve the HTTP API for the admin UI (see docs/TickStockAppV2_integration_callback.md).
     ///
     /// Example: CACHE_SYNC_API_KEY=… cache-sync serve --bind 127.0.0.1:8080
@@ -259,6 +259,23 @@ pub struct FixtureArgs {
     /// Add bad rows (zero/negative/absurd caps, duplicate tickers, missing closes).
     #[arg(long)]
     pub nasty: bool,
+    /// Also give every symbol priced on day 1 this many older daily bars (the weekdays before
+    /// day 1), as production's years of history: 1250 is five years.
+    #[arg(long, default_value_t = 0)]
+    pub history_days: usize,
+    /// Write even though `symbols` or `ohlcv_daily` hold rows the fixtures did not write (by
+    /// default such a database, a real market, is refused).
+    #[arg(long)]
+    pub allow_foreign_rows: bool,
+}
+
+/// `demo` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Run the demo in this database instead of its own file (postgres:// or sqlite://). It must
+    /// hold no market the fixtures did not write.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// `plan` arguments.

@@ -15,7 +15,7 @@
 //!
 //! Layout: `sql.rs` is the shared SQL layer (statements, parameters, rows); `dialect.rs` is the
 //! one place PostgreSQL and SQLite differ, with `postgres.rs` and `sqlite.rs` behind it;
-//! `database.rs` opens either; `event_log.rs` (with `append.rs`, what a run writes),
+//! `database.rs` opens either; `prices.rs` reads the price table by index probes only; `event_log.rs` (with `append.rs`, what a run writes),
 //! `log_reader.rs`, `outbox.rs`, `job_board.rs`, `views.rs` implement the roles; `records.rs` holds what they exchange; `rows.rs` decodes.
 
 mod append;
@@ -26,6 +26,7 @@ mod job_board;
 mod log_reader;
 mod outbox;
 pub mod postgres;
+pub mod prices;
 mod records;
 mod rows;
 pub mod sql;

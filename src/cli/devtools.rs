@@ -2,7 +2,7 @@
 
 use super::progress::StepBar;
 use super::{connect, open_store, print, progress_wanted, publisher, CliError, Exit};
-use crate::config::{BenchArgs, Config, FixtureArgs};
+use crate::config::{BenchArgs, Config, DemoArgs, FixtureArgs};
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::devtools::{bench, demo, loader};
 use serde::Serialize;
@@ -22,6 +22,16 @@ pub(super) async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result
         )));
     }
     let store = connect(config).await?;
+    if !args.allow_foreign_rows {
+        let foreign = loader::foreign_rows(&store).await?;
+        if !foreign.is_empty() {
+            return Err(CliError::Refused(format!(
+                "refusing to load synthetic fixtures: {foreign}; this looks like a real market. \
+                 Point DATABASE_URL at a scratch database, or pass --allow-foreign-rows to \
+                 overwrite symbols and add bars anyway"
+            )));
+        }
+    }
     let bar = StepBar::start(progress_wanted(config), "fixtures");
     bar.step(0, "generating the synthetic market");
     let market = SyntheticMarket::generate(&FixtureParams {
@@ -33,6 +43,17 @@ pub(super) async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result
     });
     bar.step(30, &format!("writing {day} days of prices"));
     let loaded = loader::load_through_day(&store, &market, day).await?;
+    let history = if args.history_days > 0 {
+        bar.step(
+            60,
+            &format!("writing {} days of older history", args.history_days),
+        );
+        loader::load_history(&store, &market, args.history_days)
+            .await?
+            .bars
+    } else {
+        0
+    };
     drop(bar);
     #[derive(Serialize)]
     struct Loaded {
@@ -40,30 +61,43 @@ pub(super) async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result
         day: usize,
         symbols: usize,
         bars: usize,
+        history_bars: usize,
     }
     let out = Loaded {
         as_of: market.date_of_day(day),
         day,
         symbols: loaded.symbols,
         bars: loaded.bars,
+        history_bars: history,
     };
     print(config.format, &out, || {
+        let history = if out.history_bars > 0 {
+            format!(" and {} bars of older history", out.history_bars)
+        } else {
+            String::new()
+        };
         format!(
-            "Loaded the synthetic market as of day {day} ({}): {} symbols, {} daily bars.\n",
+            "Loaded the synthetic market as of day {day} ({}): {} symbols, {} daily bars{history}.\n",
             out.as_of, out.symbols, out.bars
         )
     });
     Ok(Exit::Success)
 }
 
-/// The demo's own file, made afresh each time when DATABASE_URL is not set.
+/// The demo's own file, made afresh each time unless `--database` names another.
 const DEMO_FILE: &str = "cache-sync-demo.sqlite";
 
-/// `cache-sync demo`: the narrated walkthrough.
-pub(super) async fn demo(config: &Config) -> Result<Exit, CliError> {
-    let store = match &config.database_url {
-        Some(url) => open_store(Some(url.expose()), true).await?,
+/// `cache-sync demo`: the narrated walkthrough, in its own file unless `--database` names a
+/// database (DATABASE_URL is ignored: an exported production URL must not receive the demo).
+pub(super) async fn demo(config: &Config, args: &DemoArgs) -> Result<Exit, CliError> {
+    let store = match &args.database {
+        Some(url) => open_store(Some(url.as_str()), true).await?,
         None => {
+            if config.database_url.is_some() {
+                println!(
+                    "The demo ignores DATABASE_URL and --database-url (name a database with `demo --database URL`)."
+                );
+            }
             for leftover in [
                 DEMO_FILE.to_owned(),
                 format!("{DEMO_FILE}-wal"),
@@ -85,7 +119,10 @@ pub(super) async fn demo(config: &Config) -> Result<Exit, CliError> {
     let started = std::time::Instant::now();
     demo::run(&store, &mut |text| print!("{text}"))
         .await
-        .map_err(|e| CliError::Usage(format!("the demo failed: {e}")))?;
+        .map_err(|e| match e {
+            demo::DemoError::ForeignRows(_) => CliError::Refused(e.to_string()),
+            e => CliError::Usage(format!("the demo failed: {e}")),
+        })?;
     println!(
         "Done in {:.1} s. Next: `cache-sync history --symbol <TICKER>`, `cache-sync serve --help`.",
         started.elapsed().as_secs_f64()

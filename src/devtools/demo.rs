@@ -1,8 +1,9 @@
-//! `cache-sync demo`: a narrated walkthrough for a newcomer on whatever store it is given (the
-//! embedded file by default): load a synthetic market, build day 1, apply day 2's deltas, show a
+//! `cache-sync demo`: a narrated walkthrough for a newcomer on whatever store it is given (its
+//! own embedded file by default; a database holding rows the fixtures did not write is refused):
+//! load a synthetic market, build day 1, apply day 2's deltas, show a
 //! plan with reasons, a universe's history, a replay of day 1 verified by hash, and a rollback.
 
-use crate::devtools::loader::{load_day, load_through_day};
+use crate::devtools::loader::{foreign_rows, load_day, load_through_day, ForeignRows};
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::domain::fingerprint::hash_value;
 use crate::domain::types::EntryKey;
@@ -15,6 +16,8 @@ use std::fmt::Write as _;
 /// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    #[error("refusing to run the demo: {0}; the demo writes a synthetic market and needs a database without a real one")]
+    ForeignRows(ForeignRows),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -39,11 +42,16 @@ fn request(force: bool) -> RunRequest {
 /// Runs the walkthrough, writing the narration to `out` as it goes.
 ///
 /// # Errors
-/// Store, job or replay errors.
+/// `ForeignRows` when `store` holds rows the fixtures did not write; store, job or replay
+/// errors.
 pub async fn run(store: &SqlStore, out: &mut dyn FnMut(&str)) -> Result<(), DemoError> {
     let mut say = |text: String| out(&text);
     let job = JobConfig::default();
     store.migrate().await?;
+    let foreign = foreign_rows(store).await?;
+    if !foreign.is_empty() {
+        return Err(DemoError::ForeignRows(foreign));
+    }
     let market = SyntheticMarket::generate(&FixtureParams {
         stocks: 1500,
         etfs: 250,

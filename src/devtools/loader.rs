@@ -1,12 +1,20 @@
 //! Writes the synthetic market into a store through the shared SQL layer: the symbols as of a
-//! day and every bar up to it. Not part of the store's roles: only development tools write
-//! `symbols` and `ohlcv_daily`, which Phase 2 owns in production.
+//! day and every bar up to it, and (`history.rs`) years of older bars. Not part of the store's
+//! roles: only development tools write `symbols` and `ohlcv_daily`, which Phase 2 owns in
+//! production. `ownership.rs` records what the fixtures wrote, so that their callers can refuse
+//! a database holding anything else (a real market).
+
+mod history;
+mod ownership;
+
+pub use history::load_history;
+pub use ownership::{foreign_rows, ForeignRows, FIXTURE_SYMBOLS};
 
 use crate::devtools::market::SyntheticMarket;
 use crate::domain::market::{DailyBar, SymbolRow};
-use crate::store::sql::rows_per_statement;
+use crate::store::sql::{execute_chunked, rows_per_statement, Conn};
 use crate::store::{QueryContext, SqlStore, StoreError, Writes};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 /// How much was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +54,8 @@ pub async fn load_day(
     write_rows(store, &symbols, &bars).await
 }
 
-/// Upserts the symbol rows and adds the bars (existing bars stay), in one transaction.
+/// Upserts the symbol rows (recording them as the fixtures' own) and adds the bars (existing
+/// bars stay), in one transaction.
 async fn write_rows(
     store: &SqlStore,
     symbols: &[SymbolRow],
@@ -55,6 +64,7 @@ async fn write_rows(
     let mut tx = store.transaction(Writes::Now).await?;
     let conn = &mut tx.conn();
     let dialect = conn.dialect();
+    ownership::mark_own(conn, &ownership::symbols_of(symbols)).await?;
     for chunk in symbols.chunks(rows_per_statement(dialect, 14)) {
         let mut sql = conn.sql(
             "insert into symbols (symbol, name, type, active, market_cap, weighted_shares_outstanding,
@@ -87,12 +97,26 @@ async fn write_rows(
         );
         sql.execute(conn).await.during("loading symbols")?;
     }
-    let now = Utc::now();
-    for chunk in bars.chunks(rows_per_statement(dialect, 8)) {
-        let mut sql = conn.sql(
+    insert_bars(conn, bars, Utc::now()).await?;
+    tx.commit("committing fixture rows").await?;
+    Ok(LoadedRows {
+        symbols: symbols.len(),
+        bars: bars.len(),
+    })
+}
+
+/// Adds bars (a bar already there for its symbol and date stays); returns how many were added.
+async fn insert_bars(
+    conn: &mut Conn<'_>,
+    bars: &[DailyBar],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let context = "loading daily bars";
+    let added = execute_chunked(conn, bars, 8, context, |sql, chunk| {
+        sql.push(
             "insert into ohlcv_daily (symbol, date, open, high, low, close, volume, created_at) ",
         );
-        let created_at = dialect.now(&mut sql, now);
+        let created_at = sql.dialect().now(sql, now);
         sql.push_values(chunk, |row, bar| {
             row.bind(&bar.symbol)
                 .bind(bar.date)
@@ -104,11 +128,8 @@ async fn write_rows(
                 .raw(&created_at);
         })
         .push(" on conflict (symbol, date) do nothing");
-        sql.execute(conn).await.during("loading daily bars")?;
-    }
-    tx.commit("committing fixture rows").await?;
-    Ok(LoadedRows {
-        symbols: symbols.len(),
-        bars: bars.len(),
+        Ok(())
     })
+    .await?;
+    Ok(added as usize)
 }

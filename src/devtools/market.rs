@@ -34,6 +34,7 @@ use crate::domain::market::{DailyBar, SymbolRow};
 mod builder;
 mod entity;
 mod events;
+mod history;
 mod listings;
 mod numbers;
 mod sectors;

@@ -24,7 +24,7 @@ pub(super) async fn run(
     let dialect = conn.dialect();
     dialect.prepare_bulk_write(conn).await?;
     let now = Utc::now();
-    let run_id = dialect.next_run_id(conn).await?;
+    let run_id = next_run_id(conn).await?;
     let heads = entry_heads(conn, &run.environment).await?;
     apply_entries(conn, &run.environment, deltas, now).await?;
     let seqs = append_events(conn, run_id, &run.environment, deltas, &heads, now).await?;
@@ -32,6 +32,29 @@ pub(super) async fn run(
     let keys: Vec<&EntryKey> = recheck.iter().collect();
     record_row_digests(conn, &run.environment, &keys).await?;
     Ok(AppendedRun { run_id, seqs })
+}
+
+/// A new run id: the log's highest plus one. Only a writer holding the single-writer lock
+/// allocates one, inside the transaction that writes the record, so ids are gapless: a run that
+/// rolls back or is killed takes its id with it (a sequence would have burnt it).
+pub(super) async fn next_run_id(conn: &mut Conn<'_>) -> Result<RunId, StoreError> {
+    let id = conn
+        .sql("select coalesce(max(run_id), 0) + 1 from cache_sync_run")
+        .scalar(conn)
+        .await
+        .during("allocating a run id")?;
+    Ok(RunId(id))
+}
+
+/// `n` new event sequence numbers after the log's highest, ascending; gapless for the same
+/// reason as run ids (the primary-key index answers `max` with one probe).
+async fn next_event_seqs(conn: &mut Conn<'_>, n: usize) -> Result<Vec<i64>, StoreError> {
+    let base: i64 = conn
+        .sql("select coalesce(max(seq), 0) from cache_sync_event")
+        .scalar(conn)
+        .await
+        .during("allocating event sequence numbers")?;
+    Ok((1..=n as i64).map(|i| base + i).collect())
 }
 
 /// Queues change events, in event order: outbox ids follow the order the relay publishes in.
@@ -251,7 +274,7 @@ async fn append_events(
     if deltas.is_empty() {
         return Ok(Vec::new());
     }
-    let seqs = conn.dialect().next_event_seqs(conn, deltas.len()).await?;
+    let seqs = next_event_seqs(conn, deltas.len()).await?;
     let mut versions: HashMap<&EntryKey, i32> = HashMap::new();
     let mut rows: Vec<EventRow<'_>> = Vec::with_capacity(deltas.len());
     for (d, &seq) in deltas.iter().zip(&seqs) {

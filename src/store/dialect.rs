@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | schema | `migrations/postgres` | `migrations/sqlite` |
 //! | writer lock | `pg_try_advisory_xact_lock` | the write lock, taken with no busy wait |
-//! | ids of runs and events | sequences | `max + 1` under the write lock |
+//! | a refused run's record | waits for the advisory lock | `BEGIN IMMEDIATE` waits for the write lock |
 //! | "now" | `now()` (the transaction's time) | bound from the clock, as text |
 //! | time arithmetic | `extract(epoch from …)` | `julianday` |
 //! | JSON functions | `->>`, `jsonb_*`, `jsonb_path_exists` | `json_extract`, `json_*`, `json_each` |
@@ -16,7 +16,7 @@
 //! | parameters per statement | 65 535 | 32 766 |
 
 use super::sql::{Conn, Sql};
-use super::{postgres, sqlite, LockOutcome, QueryContext, RunId, StoreError, UniqueConstraint};
+use super::{postgres, sqlite, LockOutcome, StoreError, UniqueConstraint};
 use chrono::{DateTime, Utc};
 
 /// Which SQL a connection speaks.
@@ -41,6 +41,16 @@ impl Dialect {
             Dialect::Postgres => "select to_regclass('_sqlx_migrations') is not null",
             Dialect::Sqlite => {
                 "select count(*) > 0 from sqlite_master where type = 'table' and name = '_sqlx_migrations'"
+            }
+        }
+    }
+
+    /// A query answering whether the table named by `$1` exists.
+    pub fn table_exists(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "select to_regclass($1) is not null",
+            Dialect::Sqlite => {
+                "select count(*) > 0 from sqlite_master where type = 'table' and name = $1"
             }
         }
     }
@@ -173,43 +183,13 @@ impl Dialect {
         }
     }
 
-    /// A new run id, inside the writing transaction.
-    pub(super) async fn next_run_id(self, conn: &mut Conn<'_>) -> Result<RunId, StoreError> {
-        let sql = match self {
-            Dialect::Postgres => "select nextval('cache_sync_run_id_seq')",
-            // Writers are serialized and the log is append-only: `max + 1` only grows.
-            Dialect::Sqlite => "select coalesce(max(run_id), 0) + 1 from cache_sync_run",
-        };
-        let id = conn.sql(sql).scalar(conn).await;
-        Ok(RunId(id.during("allocating a run id")?))
-    }
-
-    /// `n` new event sequence numbers, ascending, inside the writing transaction.
-    pub(super) async fn next_event_seqs(
-        self,
-        conn: &mut Conn<'_>,
-        n: usize,
-    ) -> Result<Vec<i64>, StoreError> {
-        let context = "allocating event sequence numbers";
-        match self {
-            Dialect::Postgres => {
-                let mut seqs: Vec<i64> = conn
-                    .sql("select nextval(pg_get_serial_sequence('cache_sync_event', 'seq')) from generate_series(1, $1)")
-                    .bind(n as i64)
-                    .scalars(conn)
-                    .await
-                    .during(context)?;
-                seqs.sort_unstable();
-                Ok(seqs)
-            }
-            Dialect::Sqlite => {
-                let base: i64 = conn
-                    .sql("select coalesce(max(seq), 0) from cache_sync_event")
-                    .scalar(conn)
-                    .await
-                    .during(context)?;
-                Ok((1..=n as i64).map(|i| base + i).collect())
-            }
+    /// Waits (at most 30 s, as SQLite's busy timeout) for the single-writer lock, for a
+    /// transaction that appends a run record outside a run: ids are `max + 1` under the lock,
+    /// so no two writers may allocate them at once. SQLite's `BEGIN IMMEDIATE` already waited.
+    pub(super) async fn wait_for_writer_lock(self, conn: &mut Conn<'_>) -> Result<(), StoreError> {
+        match conn {
+            Conn::Postgres(c) => postgres::wait_for_writer_lock(c).await,
+            Conn::Sqlite(_) => Ok(()),
         }
     }
 

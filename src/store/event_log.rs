@@ -4,6 +4,7 @@
 
 use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
+use super::prices;
 use super::rows::{market_row, parse_hash, MarketRow};
 use super::sql::{fetch_chunked, Conn};
 use super::{
@@ -31,7 +32,8 @@ impl EventLog for SqlStore {
     async fn append_run_record(&self, run: &NewRun) -> Result<RunId, StoreError> {
         let mut tx = self.transaction(Writes::Now).await?;
         let conn = &mut tx.conn();
-        let run_id = conn.dialect().next_run_id(conn).await?;
+        conn.dialect().wait_for_writer_lock(conn).await?;
+        let run_id = append::next_run_id(conn).await?;
         append::insert_run(conn, run_id, run).await?;
         tx.commit("committing the run record").await?;
         Ok(run_id)
@@ -55,7 +57,7 @@ impl RunTx for SqlTx {
 
     async fn latest_price_date(&mut self) -> Result<Option<NaiveDate>, StoreError> {
         let conn = &mut self.conn();
-        conn.sql("select max(date) from ohlcv_daily")
+        prices::latest_price_date(conn.dialect())
             .scalar(conn)
             .await
             .during("reading the latest price date")
@@ -63,17 +65,7 @@ impl RunTx for SqlTx {
 
     async fn load_market(&mut self, as_of: NaiveDate) -> Result<MarketSnapshot, StoreError> {
         let conn = &mut self.conn();
-        let mut sql = conn.sql("");
-        let as_of_param = sql.param(as_of);
-        let join = conn.dialect().latest_close_join(&as_of_param);
-        sql.push(&format!(
-            "select s.symbol, s.name, s.type, s.active, cast(s.market_cap as bigint) as market_cap,
-                    cast(s.weighted_shares_outstanding as bigint) as shares, s.primary_exchange,
-                    s.market, s.sector, s.industry, s.list_date, s.etf_type, s.issuer,
-                    cast(s.aum_millions as double precision) as aum_millions,
-                    c.date as close_date, cast(c.close as double precision) as close
-             from {join}"
-        ));
+        let sql = prices::market_snapshot(conn.dialect(), as_of);
         let rows: Vec<MarketRow> = sql
             .fetch_all(conn)
             .await

@@ -88,6 +88,20 @@ pub(super) async fn writer_lock_holder(
     }))
 }
 
+pub(super) async fn wait_for_writer_lock(conn: &mut PgConnection) -> Result<(), StoreError> {
+    let context = "waiting for the writer lock";
+    sqlx::query("set local lock_timeout = '30s'")
+        .execute(&mut *conn)
+        .await
+        .during(context)?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(WRITER_LOCK_KEY)
+        .execute(&mut *conn)
+        .await
+        .during(context)?;
+    Ok(())
+}
+
 pub(super) async fn unique_constraints(
     conn: &mut PgConnection,
 ) -> Result<Vec<UniqueConstraint>, StoreError> {

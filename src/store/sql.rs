@@ -221,6 +221,12 @@ impl Sql {
         self
     }
 
+    /// The statement with `text` in front (`explain …` of a statement written elsewhere).
+    pub fn prefixed(mut self, text: &str) -> Self {
+        self.text.insert_str(0, text);
+        self
+    }
+
     /// Appends SQL text.
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);

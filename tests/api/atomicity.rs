@@ -39,6 +39,48 @@ async fn take_writer_lock(db: &TestDb) -> Option<Box<dyn RunTx>> {
     }
 }
 
+/// Starts `cache-sync run` and waits until it has written its deltas, events and run record
+/// and paused before committing, holding the writer lock. The caller kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start_a_run_paused_before_commit(db: &TestDb) -> std::process::Child {
+    let mut child = cache_sync_command(db, &["run", "--test-pause-before-commit"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cache-sync");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).expect("read stderr");
+        if n == 0 {
+            let status = child.wait();
+            panic!("cache-sync ended before pausing ({status:?}):\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("paused before commit") {
+            return child;
+        }
+    }
+}
+
+/// SIGKILLs a paused run and waits until its lock is gone (PostgreSQL notices the closed
+/// socket; SQLite's file locks die with the process).
+async fn kill_and_wait_for_the_lock(db: &TestDb, mut child: std::process::Child) {
+    child.kill().expect("SIGKILL");
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.store.writer_lock_held().await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's lock is released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn a_run_while_another_session_holds_the_writer_lock_fails_with_lock_held_and_writes_nothing(
     backend: Backend,
 ) {
@@ -97,27 +139,7 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
     assert!(db.plan().await.has_changes(), "day 2 changes some entries");
     let before = full_state(&db).await;
 
-    let mut child = cache_sync_command(&db, &["run", "--test-pause-before-commit"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cache-sync");
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = stderr.read_line(&mut line).expect("read stderr");
-        if n == 0 {
-            let status = child.wait();
-            panic!("cache-sync ended before pausing ({status:?}):\n{seen}");
-        }
-        seen.push_str(&line);
-        if line.contains("paused before commit") {
-            break;
-        }
-    }
-
+    let child = start_a_run_paused_before_commit(&db);
     // The paused run holds the writer lock inside a transaction that has written its deltas.
     assert!(db.store.writer_lock_held().await.unwrap());
     if backend == Backend::Postgres {
@@ -132,20 +154,7 @@ async fn a_run_killed_before_commit_leaves_the_database_exactly_as_before_and_th
         assert_eq!(writing, 1, "one open transaction with writes");
     }
 
-    child.kill().expect("SIGKILL");
-    let status = child.wait().unwrap();
-    assert!(!status.success());
-
-    // The killed session's lock goes when its transaction is gone (PostgreSQL notices the
-    // closed socket; SQLite's file locks die with the process).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while db.store.writer_lock_held().await.unwrap() {
-        assert!(
-            Instant::now() < deadline,
-            "the killed run's lock is released"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kill_and_wait_for_the_lock(&db, child).await;
 
     assert_eq!(
         full_state(&db).await,
@@ -197,3 +206,52 @@ async fn the_audit_log_refuses_updates_deletes_and_truncates_in_the_schema(backe
 }
 
 on_both_stores!(the_audit_log_refuses_updates_deletes_and_truncates_in_the_schema);
+
+/// `1..=n` when `values` (ascending) has no gap.
+fn assert_gapless(what: &str, values: &[i64]) {
+    let expected: Vec<i64> = (1..=values.len() as i64).collect();
+    assert_eq!(values, expected, "{what} has no gap");
+}
+
+async fn killed_and_aborted_runs_leave_no_gap_in_seq_or_run_ids(backend: Backend) {
+    let market = small_market(204, 2);
+    let db = TestDb::on(backend).await;
+    db.load(&market, 1).await;
+    let day1 = db.run().await;
+    db.load_next(&market, 2).await;
+
+    // Two runs killed after writing their events and record, and a transaction that appended a
+    // run record and rolled back (each burnt sequence numbers before ids were `max + 1`).
+    for _ in 0..2 {
+        let child = start_a_run_paused_before_commit(&db);
+        kill_and_wait_for_the_lock(&db, child).await;
+    }
+    let mut tx = take_writer_lock(&db).await.expect("the lock is free");
+    let record = tickstock_cache_sync::store::NewRun {
+        trigger: tickstock_cache_sync::store::Trigger::Test,
+        families: "all".to_owned(),
+        environment: "DEFAULT".to_owned(),
+        started_at: chrono::Utc::now(),
+        finished_at: chrono::Utc::now(),
+        outcome: day1.outcome.clone(),
+        error: None,
+    };
+    tx.append_run(&record, &[], &[]).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    let report = db.run().await;
+    assert!(report.created + report.updated + report.deleted > 0);
+    let seqs: Vec<i64> = db
+        .sql("select seq from cache_sync_event order by seq")
+        .scalars()
+        .await;
+    assert_gapless("seq", &seqs);
+    let runs: Vec<i64> = db
+        .sql("select run_id from cache_sync_run order by run_id")
+        .scalars()
+        .await;
+    assert_gapless("run_id", &runs);
+    assert_eq!(runs.len(), 2, "the killed and aborted runs left no record");
+}
+
+on_both_stores!(killed_and_aborted_runs_leave_no_gap_in_seq_or_run_ids);

@@ -234,6 +234,11 @@ impl TestDb {
         }
     }
 
+    /// A statement written by the crate (to run as it is, or `explain`ed).
+    pub fn statement(&self, sql: tickstock_cache_sync::store::sql::Sql) -> Sql<'_> {
+        Sql { db: self, sql }
+    }
+
     /// Runs several statements (no parameters).
     pub async fn exec(&self, sql: &str) {
         let mut pooled = self.database.acquire().await.expect("a connection");
