@@ -3,6 +3,7 @@
 //! called inside a database transaction.
 
 use crate::domain::events::{envelope, Channels};
+use crate::domain::notices::Notice;
 use crate::store::{Outbox, OutboxRow, StoreError};
 use chrono::{SecondsFormat, Utc};
 use redis::aio::MultiplexedConnection;
@@ -40,7 +41,8 @@ pub struct Publisher {
     stream_maxlen: usize,
 }
 
-fn now_text() -> String {
+/// Now, as notices stamp it (RFC 3339 UTC with milliseconds).
+pub fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -144,26 +146,20 @@ impl Publisher {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn notify(
-        &self,
-        channel: &str,
-        event: &str,
-        payload: &Value,
-    ) -> Result<(), PublishError> {
+    pub async fn notify(&self, notice: &Notice) -> Result<(), PublishError> {
         let mut con = self.connect().await?;
-        let message = envelope(event, &now_text(), payload).to_string();
         redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(message)
+            .arg(&notice.channel)
+            .arg(notice.message.to_string())
             .query_async::<i64>(&mut con)
             .await?;
         Ok(())
     }
 
     /// As `notify`, for notices nothing depends on: an unreachable Redis is logged, never fatal.
-    pub async fn announce(&self, channel: &str, event: &str, payload: &Value) {
-        if let Err(e) = self.notify(channel, event, payload).await {
-            tracing::warn!(error = %e, event, "notice not published");
+    pub async fn announce(&self, notice: &Notice) {
+        if let Err(e) = self.notify(notice).await {
+            tracing::warn!(error = %e, channel = %notice.channel, "notice not published");
         }
     }
 
@@ -246,31 +242,5 @@ impl Publisher {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?)
-    }
-}
-
-/// The payloads of a run's notices, published as it happens (not through the outbox).
-pub mod notices {
-    use serde_json::{json, Value};
-
-    /// `cache_sync_triggered`: a run was asked for.
-    pub fn sync_triggered(job_id: &str, mode: &str, force: bool, triggered_by: &str) -> Value {
-        json!({"job_id": job_id, "mode": mode, "force": force, "triggered_by": triggered_by})
-    }
-
-    /// `phase_started`: Phase 2.5 starts.
-    pub fn phase_started(job_id: &str, mode: &str) -> Value {
-        json!({"phase": "2.5", "job_id": job_id, "mode": mode})
-    }
-
-    /// `phase_progress`: a step of the run was reached.
-    pub fn phase_progress(job_id: &str, step: &str, percent: u8, entries_changed: usize) -> Value {
-        json!({"phase": "2.5", "job_id": job_id, "step": step, "percent": percent,
-               "entries_changed": entries_changed})
-    }
-
-    /// `cache_sync_failed` (on the errors channel): the run did not complete.
-    pub fn run_failed(job_id: &str, error: &str) -> Value {
-        json!({"job_id": job_id, "phase": "2.5", "error": error})
     }
 }

@@ -4,6 +4,7 @@
 
 mod atomicity;
 mod demo;
+mod dialect;
 mod embedded;
 mod events;
 mod guards;
