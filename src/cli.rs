@@ -20,7 +20,6 @@ use crate::history::HistoryError;
 use crate::job::{JobConfig, RunError};
 use crate::publish::Publisher;
 use crate::store::{Schema, SqlStore, StoreError};
-use chrono::Utc;
 use serde::Serialize;
 
 /// Process exit codes (SPEC §12), documented for the pipeline coordinator.
@@ -237,12 +236,8 @@ fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> String)
     }
 }
 
-/// A job id for a run started from the command line: unique enough to tell runs apart in
-/// events (`cli-<unix millis>-<pid>`).
+/// A job id for a run started from the command line: a UUID like an API job's, so events and
+/// the app's error log name every run the same way (`triggered_by` tells them apart).
 fn cli_job_id() -> String {
-    format!(
-        "cli-{}-{}",
-        Utc::now().timestamp_millis(),
-        std::process::id()
-    )
+    crate::job::new_job_id()
 }

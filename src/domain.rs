@@ -10,6 +10,7 @@ pub mod guard;
 pub mod invariants;
 pub mod market;
 pub mod members;
+pub mod notices;
 pub mod reasons;
 pub mod replay;
 pub mod securities;

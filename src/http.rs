@@ -98,7 +98,6 @@ async fn require_key(
 /// Answers every client or server error in the API's JSON shape, including those produced
 /// before a handler runs (body limit, extractor rejections, wrong method, timeouts).
 async fn json_errors(request: Request, next: Next) -> Response {
-    use axum::response::IntoResponse as _;
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -115,8 +114,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
         _ => reason.to_owned(),
     };
     let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
-    let body = serde_json::json!({"success": false, "error": {"code": code, "message": message}});
-    (status, axum::Json(body)).into_response()
+    error::error_response(status, &code, &message)
 }
 
 /// The router. `GET /health` needs no key; everything else does.

@@ -16,7 +16,7 @@ mod plan;
 mod tests;
 
 pub use error::RunError;
-pub use lifecycle::{run_phase, RunContext, RunObserver, Unobserved};
+pub use lifecycle::{publish_failure, run_phase, RunContext, RunObserver, Unobserved};
 pub use mode::{RunMode, TriggerMode};
 pub use plan::Plan;
 
@@ -57,6 +57,13 @@ impl Default for JobConfig {
             channels: Channels::default(),
         }
     }
+}
+
+/// A new job id: a random (version 4) UUID, as the app's Sprint-36 contract shows them. Random
+/// rather than time-ordered (v7), because the admin page shows only `job_id[:8]`, and a v7 id's
+/// first eight digits are its timestamp's high bits, the same for every job of the same minute.
+pub fn new_job_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// What to plan.

@@ -10,7 +10,7 @@
 //! that this list is the crate's module tree and that the arrows are its `crate::` paths.
 //!
 //! - [`domain`] (→ none): the pure rules — catalog, canonical hashing, diff, member reasons,
-//!   replay, guard rails, invariants, event payloads. No I/O, no clock.
+//!   replay, guard rails, invariants, event payloads and live notices. No I/O, no clock.
 //! - [`report`] (→ domain): the stable JSON shapes of plans and runs, the outcome a run record
 //!   stores, and the run vocabulary (`RunStatus`, `Trigger`).
 //! - [`store`] (→ domain, report): the database — small role traits and the one SQL

@@ -8,6 +8,7 @@
 //! even its relay: the change events stay in the outbox for the next relay.
 
 use crate::domain::events::{envelope, Channels};
+use crate::domain::notices::Notice;
 use crate::store::{Outbox, OutboxRow, StoreError};
 use chrono::{SecondsFormat, Utc};
 use redis::aio::MultiplexedConnection;
@@ -66,7 +67,8 @@ struct NoticeBudget {
     given_up: AtomicBool,
 }
 
-fn now_text() -> String {
+/// Now, as notices stamp it (RFC 3339 UTC with milliseconds).
+pub fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -202,15 +204,9 @@ impl Publisher {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn notify(
-        &self,
-        channel: &str,
-        event: &str,
-        payload: &Value,
-    ) -> Result<(), PublishError> {
-        let message = envelope(event, &now_text(), payload).to_string();
+    pub async fn notify(&self, notice: &Notice) -> Result<(), PublishError> {
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(channel).arg(message);
+        publish.arg(&notice.channel).arg(notice.message.to_string());
         let Some(budget) = &self.budget else {
             let mut con = self.connect().await?;
             publish.query_async::<i64>(&mut con).await?;
@@ -249,17 +245,19 @@ impl Publisher {
     }
 
     /// As `notify`, for notices nothing depends on: an unreachable Redis is logged, never fatal.
-    pub async fn announce(&self, channel: &str, event: &str, payload: &Value) {
-        match self.notify(channel, event, payload).await {
+    pub async fn announce(&self, notice: &Notice) {
+        match self.notify(notice).await {
             Ok(()) => {}
             // Said once, when Redis stopped answering.
             Err(_) if self.gave_up() => {
                 tracing::debug!(
-                    event,
+                    channel = %notice.channel,
                     "notice skipped: Redis did not answer earlier in this run"
                 );
             }
-            Err(e) => tracing::warn!(error = %e, event, "notice not published"),
+            Err(e) => {
+                tracing::warn!(error = %e, channel = %notice.channel, "notice not published")
+            }
         }
     }
 
@@ -342,31 +340,5 @@ impl Publisher {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?)
-    }
-}
-
-/// The payloads of a run's notices, published as it happens (not through the outbox).
-pub mod notices {
-    use serde_json::{json, Value};
-
-    /// `cache_sync_triggered`: a run was asked for.
-    pub fn sync_triggered(job_id: &str, mode: &str, force: bool, triggered_by: &str) -> Value {
-        json!({"job_id": job_id, "mode": mode, "force": force, "triggered_by": triggered_by})
-    }
-
-    /// `phase_started`: Phase 2.5 starts.
-    pub fn phase_started(job_id: &str, mode: &str) -> Value {
-        json!({"phase": "2.5", "job_id": job_id, "mode": mode})
-    }
-
-    /// `phase_progress`: a step of the run was reached.
-    pub fn phase_progress(job_id: &str, step: &str, percent: u8, entries_changed: usize) -> Value {
-        json!({"phase": "2.5", "job_id": job_id, "step": step, "percent": percent,
-               "entries_changed": entries_changed})
-    }
-
-    /// `cache_sync_failed` (on the errors channel): the run did not complete.
-    pub fn run_failed(job_id: &str, error: &str) -> Value {
-        json!({"job_id": job_id, "phase": "2.5", "error": error})
     }
 }

@@ -6,13 +6,14 @@ use super::{
     cli_job_id, connect, job_config, print, progress_wanted, publisher, render, CliError, Exit,
 };
 use crate::config::{Config, PlanArgs, RunArgs};
+use crate::domain::notices::{Category, Failure, JobFacts, Severity};
 use crate::domain::types::{EntryKey, RunId};
 use crate::history;
 use crate::job::{
     self, run_phase, PlanRequest, RunContext, RunError, RunMode, RunObserver, RunProgress,
     RunRequest,
 };
-use crate::publish::{notices, PublishError, Publisher};
+use crate::publish::{PublishError, Publisher};
 use crate::report::{RunReport, Trigger};
 use crate::store::EventLog;
 use async_trait::async_trait;
@@ -119,11 +120,21 @@ pub(super) async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliErro
             "Phase 2 did not announce completion within {}s",
             args.timeout.as_secs()
         );
-        if let Some(p) = &publisher {
-            let payload = notices::run_failed(&job_id, &message);
-            p.announce(&p.channels().errors(), "cache_sync_failed", &payload)
-                .await;
-        }
+        let facts = JobFacts {
+            job_id: &job_id,
+            mode: &RunMode::Families(args.plan.only.clone()).label(),
+            force: args.force,
+            triggered_by: Trigger::Cli.as_str(),
+        };
+        let failure = Failure {
+            severity: Severity::Error,
+            category: Category::Integration,
+            message: format!("{message}; nothing was run"),
+            run_id: None,
+            guard: Vec::new(),
+            would_change: None,
+        };
+        job::publish_failure(publisher.as_ref(), &facts, &failure).await;
         eprintln!("error: {message}; nothing was run");
         return Ok(Exit::ImportTimeout);
     }

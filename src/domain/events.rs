@@ -67,7 +67,11 @@ impl Channels {
     pub fn completed(&self) -> String {
         format!("{}:cache:completed", self.prefix)
     }
-    /// `{prefix}:errors`.
+    /// `{prefix}:monitoring` (the app's `job_progress_update` handler listens here).
+    pub fn monitoring(&self) -> String {
+        format!("{}:monitoring", self.prefix)
+    }
+    /// `{prefix}:errors` (the app's flat `ErrorMessage`, no envelope).
     pub fn errors(&self) -> String {
         format!("{}:errors", self.prefix)
     }
@@ -87,7 +91,7 @@ pub struct OutgoingEvent {
     /// Audit `seq` of the entry delta it reports, for universe events (stream id, dedup key).
     pub seq: Option<i64>,
     pub channel: String,
-    /// Also published here (the universe's own channel).
+    /// Also published here (the universe's own channel; the phase's `completed` channel).
     pub also_channel: Option<String>,
     pub event: String,
     pub payload: Value,
@@ -95,10 +99,15 @@ pub struct OutgoingEvent {
 
 /// The envelope TickStockAppV2 parses.
 pub fn envelope(event: &str, timestamp: &str, payload: &Value) -> Value {
+    envelope_from(SOURCE, event, timestamp, payload)
+}
+
+/// The envelope with another `source` (the app filters some events by it).
+pub fn envelope_from(source: &str, event: &str, timestamp: &str, payload: &Value) -> Value {
     json!({
         "event": event,
         "timestamp": timestamp,
-        "source": SOURCE,
+        "source": source,
         "version": VERSION,
         "payload": payload,
     })
@@ -119,8 +128,8 @@ fn member_count(value: Option<&Value>) -> usize {
 }
 
 /// The events of a committed run, in the order they are published: one `universe_updated` per
-/// entry delta (in `seq` order), then IPO assignments, the delisting cleanup, `sync_complete`
-/// and the phase's `completed`.
+/// entry delta (in `seq` order), then IPO assignments, the delisting cleanup and
+/// `cache_sync_completed` (on `sync_complete` and on the phase's `completed`).
 pub fn run_events(
     channels: &Channels,
     facts: &RunFacts<'_>,
@@ -213,10 +222,12 @@ pub fn run_events(
         });
     }
     let universes: BTreeSet<String> = deltas.iter().map(|d| d.key.universe_label()).collect();
+    // One message on the channel the app's Sprint-36 listener reads and on the phase's own
+    // `completed` channel, under the name the phase events share.
     events.push(OutgoingEvent {
         seq: None,
         channel: channels.sync_complete(),
-        also_channel: None,
+        also_channel: Some(channels.completed()),
         event: "cache_sync_completed".to_owned(),
         payload: json!({
             "job_id": facts.job_id,
@@ -226,20 +237,6 @@ pub fn run_events(
             "universes_updated": universes.len(),
             "duration_seconds": facts.duration_seconds,
             "run_id": facts.run_id,
-        }),
-    });
-    events.push(OutgoingEvent {
-        seq: None,
-        channel: channels.completed(),
-        also_channel: None,
-        event: "phase_completed".to_owned(),
-        payload: json!({
-            "phase": "2.5",
-            "job_id": facts.job_id,
-            "run_id": facts.run_id,
-            "status": facts.status,
-            "total_changes": deltas.len(),
-            "duration_seconds": facts.duration_seconds,
         }),
     });
     events

@@ -1,5 +1,8 @@
-//! The API's one error type: every failure answers `{"success": false, "error": {"code",
-//! "message"}}` with a status from one match; causes of 5xx are logged, never sent.
+//! The API's one error type: every failure answers `{"success": false, "message", "error":
+//! {"code", "message"}}` with a status from one match; causes of 5xx are logged, never sent.
+//! The top-level `message` is what the app's admin route shows (`admin_rebuild_cache` in
+//! `src/api/rest/admin_historical_data.py` reads `message` of a non-202 answer); `error` keeps
+//! the stable code.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -60,10 +63,19 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error.cause_chain = ?cause, error.message = %cause, "request failed");
         }
-        let body =
-            json!({"success": false, "error": {"code": self.code(), "message": self.to_string()}});
-        (self.status_code(), Json(body)).into_response()
+        error_response(self.status_code(), self.code(), &self.to_string())
     }
+}
+
+/// The error body, written only here: `{"success": false, "message", "error": {"code",
+/// "message"}}` (also for the framework's own rejections, which `http::json_errors` rewrites).
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({
+        "success": false,
+        "message": message,
+        "error": {"code": code, "message": message},
+    });
+    (status, Json(body)).into_response()
 }
 
 impl From<crate::store::StoreError> for ApiError {

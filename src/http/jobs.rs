@@ -52,13 +52,6 @@ impl Default for TriggerBody {
     }
 }
 
-fn new_job_id() -> String {
-    use rand::Rng as _;
-    let bytes: [u8; 8] = rand::rng().random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("cs-{}-{hex}", Utc::now().format("%Y%m%d%H%M%S"))
-}
-
 /// `POST /api/processing/cache-sync/trigger` → `202` with the job id; `409` while a job runs.
 pub async fn trigger(
     State(state): State<AppState>,
@@ -85,7 +78,7 @@ pub async fn trigger(
         }
     }
     let record = JobRecord {
-        job_id: new_job_id(),
+        job_id: job::new_job_id(),
         mode: mode.as_str().to_owned(),
         force: body.force,
         triggered_by: Trigger::Api,
@@ -248,7 +241,10 @@ pub async fn finish_or_abort(state: &AppState, grace: Duration) {
     }
 }
 
-fn status_body(job: &JobRecord) -> Value {
+/// A job as status and history show it: the fields of the app's Sprint-36 contract
+/// (`docs/planning/sprint_history/sprint36/TickStockAppV2_integration_callback.md` §1.2–1.3:
+/// `job_id` … `progress`, and history's `has_errors`), plus `run_id` and `force`.
+fn job_body(job: &JobRecord) -> Value {
     json!({
         "job_id": job.job_id,
         "mode": job.mode,
@@ -259,6 +255,7 @@ fn status_body(job: &JobRecord) -> Value {
         "duration_seconds": job.duration_seconds,
         "triggered_by": job.triggered_by,
         "error_details": job.error_details,
+        "has_errors": job.status == JobStatus::Failed || job.error_details.is_some(),
         "progress": job.progress,
         "run_id": job.run_id,
         "force": job.force,
@@ -284,7 +281,7 @@ pub async fn status(
         .get_job(&job_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {job_id}")))?;
-    Ok(Json(status_body(&job)))
+    Ok(Json(job_body(&job)))
 }
 
 /// Paging of the history endpoint.
@@ -308,14 +305,16 @@ pub async fn history(
     }
     let (jobs, total) = state.store.list_jobs(limit, offset).await?;
     Ok(Json(json!({
-        "jobs": jobs.iter().map(status_body).collect::<Vec<_>>(),
+        "jobs": jobs.iter().map(job_body).collect::<Vec<_>>(),
         "total": total,
         "limit": limit,
         "offset": offset,
     })))
 }
 
-/// `GET /api/processing/cache-sync/stats`: universes and job statistics over 7 days.
+/// `GET /api/processing/cache-sync/stats`: universes and job statistics over 7 days, under the
+/// Sprint-36 contract's names (`total_jobs_7d`, `successful_jobs_7d`, `failed_jobs_7d`,
+/// `avg_duration_seconds`: of completed jobs, null before the first).
 pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let universes = state.store.universes(&state.job.environment).await?;
     let since = Utc::now() - chrono::Duration::days(7);
@@ -323,13 +322,13 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     Ok(Json(json!({
         "universes": universes,
         "job_statistics": {
-            "period_days": 7,
-            "total_jobs": jobs.total,
-            "completed": jobs.completed,
-            "failed": jobs.failed,
+            "total_jobs_7d": jobs.total,
+            "successful_jobs_7d": jobs.completed,
+            "failed_jobs_7d": jobs.failed,
+            "avg_duration_seconds": jobs.average_duration_seconds,
             "running": jobs.running,
-            "average_duration_seconds": jobs.average_duration_seconds,
             "last_completed_at": jobs.last_completed_at,
+            "period_days": 7,
         },
     })))
 }

@@ -230,9 +230,10 @@ fn schemas() -> Value {
             "dry_run": {"type": "boolean", "default": false},
             "force": {"type": "boolean", "default": false}
         }, "additionalProperties": false},
-        "Error": {"type": "object", "properties": {
-            "success": {"type": "boolean", "const": false},
-            "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+        "Error": {"type": "object", "required": ["success", "message", "error"], "properties": {
+            "success": {"type": "boolean", "enum": [false]},
+            "message": {"type": "string", "description": "what went wrong (the same text as error.message)"},
+            "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
         }}
     })
 }

@@ -220,7 +220,7 @@ pub async fn rollback(
         trigger: Trigger::Rollback,
         now: Utc::now(),
         pause_before_commit: false,
-        job_id: format!("rollback-{}", body.to_run),
+        job_id: job::new_job_id(),
         progress: None,
         expect_plan: None,
     };

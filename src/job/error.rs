@@ -3,6 +3,7 @@
 use crate::domain::config::ConfigError;
 use crate::domain::guard::Refusal;
 use crate::domain::invariants::{Collision, Violation};
+use crate::domain::notices::{Category, Failure, Severity};
 use crate::domain::types::RunId;
 use crate::history::HistoryError;
 use crate::report::RunReport;
@@ -71,4 +72,54 @@ fn violation_summary(violations: &[Violation]) -> String {
         .map(|v| format!("{}: {}", v.invariant, v.detail))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+impl RunError {
+    /// How the app's error log files this failure (`ErrorMessage` severity and category), with
+    /// the refused run, its guard rails and what it would have changed.
+    pub fn failure(&self) -> Failure {
+        use Category::{Configuration, Database, Validation};
+        use Severity::{Critical, Error, Warning};
+        let (severity, category) = match self {
+            RunError::Store(_) | RunError::History(_) | RunError::Collision { .. } => {
+                (Error, Database)
+            }
+            RunError::Config(_) => (Error, Configuration),
+            RunError::NoPrices | RunError::Refused { .. } => (Error, Validation),
+            RunError::LockHeld => (Warning, Database),
+            RunError::PlanMoved { .. } => (Warning, Validation),
+            RunError::Invariant(_) => (Critical, Validation),
+        };
+        let (run_id, guard, would_change) = match self {
+            RunError::Refused {
+                run_id,
+                refusals,
+                report,
+            } => (Some(run_id.0), refusals.clone(), Some(would_change(report))),
+            RunError::Collision { run_id, .. } => (Some(run_id.0), Vec::new(), None),
+            _ => (None, Vec::new(), None),
+        };
+        Failure {
+            severity,
+            category,
+            message: self.to_string(),
+            run_id,
+            guard,
+            would_change,
+        }
+    }
+}
+
+/// What a refused run would have written: entry counts, and per family the entries and
+/// members it would have changed.
+fn would_change(report: &RunReport) -> serde_json::Value {
+    serde_json::json!({
+        "as_of": report.as_of,
+        "created": report.created,
+        "updated": report.updated,
+        "deleted": report.deleted,
+        "unchanged": report.unchanged,
+        "summary": report.summary,
+        "reasons": report.reasons,
+    })
 }

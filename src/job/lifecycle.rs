@@ -1,17 +1,18 @@
 //! Phase 2.5 end to end, as the command line and the API's job runner both run it: announce the
 //! run, run it (lock, plan, guard, apply — `apply.rs`) while its progress goes to an observer and
-//! to Redis, let the observer record the outcome, relay the outbox, and report a failure on the
-//! errors channel. Rollbacks are operator actions, not pipeline phases: they are not announced,
+//! to Redis, let the observer record the outcome, relay the outbox, and report a failure to the
+//! app's pipeline dashboard and error log (`publish_failure`). The notices' shapes are
+//! `domain::notices`. Rollbacks are operator actions, not pipeline phases: they are not announced,
 //! and their change events go out through the outbox like any run's.
 
 use super::{JobConfig, RunError, RunMode, RunProgress, RunRequest};
 use crate::domain::events::Channels;
-use crate::publish::{notices, PublishError, Publisher};
+use crate::domain::notices::{self, Failure, JobFacts, Notice, Step};
+use crate::domain::types::Family;
+use crate::publish::{now_text, PublishError, Publisher};
 use crate::report::RunReport;
 use crate::store::Store;
 use async_trait::async_trait;
-use serde_json::Value;
-
 /// Who watches a run besides Redis: a progress bar, the API's job board.
 #[async_trait]
 pub trait RunObserver: Send + Sync {
@@ -44,19 +45,39 @@ pub struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
-    /// Publishes a notice now (see `Publisher::announce`).
-    async fn notify(&self, channel: fn(&Channels) -> String, event: &str, payload: Value) {
+    /// Publishes the notice `build` makes now (see `Publisher::announce`), if Redis is set.
+    async fn publish(&self, build: impl FnOnce(&Channels, &str) -> Notice) {
         if let Some(p) = self.publisher {
-            p.announce(&channel(p.channels()), event, &payload).await;
+            p.announce(&build(p.channels(), &now_text())).await;
         }
     }
+}
+
+/// Publishes that Phase 2.5 did not complete — the one place failures are published:
+/// `processing_error` for the app's pipeline dashboard and the app's flat `ErrorMessage` on the
+/// errors channel, under one new error id. Best effort, like every notice.
+pub async fn publish_failure(publisher: Option<&Publisher>, job: &JobFacts<'_>, failure: &Failure) {
+    let Some(p) = publisher else {
+        return;
+    };
+    let error_id = uuid::Uuid::new_v4().to_string();
+    let at = now_text();
+    let channels = p.channels();
+    p.announce(&notices::processing_error(
+        channels, &at, &error_id, job, failure,
+    ))
+    .await;
+    p.announce(&notices::error_message(
+        channels, &at, &error_id, job, failure,
+    ))
+    .await;
 }
 
 /// Runs `mode` end to end. `request.plan.only` and `request.progress` are set from `mode` and
 /// the observer.
 ///
 /// # Errors
-/// The run's error, after the failure notice went out.
+/// The run's error, after the failure notices went out.
 pub async fn run_phase(
     context: RunContext<'_>,
     mut request: RunRequest,
@@ -71,17 +92,25 @@ pub async fn run_phase(
     };
     let announced = mode.rollback_target().is_none();
     let job_id = request.job_id.clone();
+    let label = mode.label();
+    let facts = JobFacts {
+        job_id: &job_id,
+        mode: &label,
+        force: request.force,
+        triggered_by: request.trigger.as_str(),
+    };
     observer.started().await;
     if announced {
-        let label = mode.label();
-        let trigger = request.trigger.as_str();
-        let payload = notices::sync_triggered(&job_id, &label, request.force, trigger);
+        let covered = match mode.families() {
+            families if families.is_empty() => Family::ALL.to_vec(),
+            families => families,
+        };
+        let families: Vec<&str> = covered.iter().map(|f| f.as_str()).collect();
         context
-            .notify(Channels::sync_triggered, "cache_sync_triggered", payload)
+            .publish(|ch, at| notices::sync_triggered(ch, at, &facts))
             .await;
-        let payload = notices::phase_started(&job_id, &label);
         context
-            .notify(Channels::started, "phase_started", payload)
+            .publish(|ch, at| notices::started(ch, at, &facts, &families))
             .await;
     }
     request.plan.only = mode.families();
@@ -97,13 +126,19 @@ pub async fn run_phase(
         result
     };
     let progress = async {
-        while let Some(step) = receiver.recv().await {
-            observer.step(&step).await;
+        while let Some(reached) = receiver.recv().await {
+            observer.step(&reached).await;
             if announced {
-                let payload =
-                    notices::phase_progress(&job_id, step.step, step.percent, step.entries_changed);
+                let step = Step {
+                    name: reached.step,
+                    percent: reached.percent,
+                    entries_changed: reached.entries_changed,
+                };
                 context
-                    .notify(Channels::progress, "phase_progress", payload)
+                    .publish(|ch, at| notices::progress(ch, at, &facts, &step))
+                    .await;
+                context
+                    .publish(|ch, at| notices::job_progress(ch, at, &facts, &step))
                     .await;
             }
         }
@@ -117,10 +152,7 @@ pub async fn run_phase(
         }
     }
     if let (true, Err(error)) = (announced, &result) {
-        let payload = notices::run_failed(&job_id, &error.to_string());
-        context
-            .notify(Channels::errors, "cache_sync_failed", payload)
-            .await;
+        publish_failure(context.publisher, &facts, &error.failure()).await;
     }
     result
 }

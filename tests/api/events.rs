@@ -947,7 +947,7 @@ async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_
     assert_eq!(t["force"], false);
     assert_eq!(t["triggered_by"], "cli");
     let started = &received[position(&ch.started())];
-    assert_envelope(started, "phase_started");
+    assert_envelope(started, "cache_sync_started");
     assert_eq!(started.payload()["job_id"], job_id.as_str());
     let progress: Vec<&Received> = received
         .iter()
@@ -956,10 +956,10 @@ async fn the_cli_publishes_run_notices_relays_after_an_outage_and_prints_events_
     assert!(!progress.is_empty(), "progress on {}", ch.progress());
     let mut percents = Vec::new();
     for p in &progress {
-        assert_envelope(p, "phase_progress");
+        assert_envelope(p, "cache_sync_progress");
         assert!(p.payload()["step"].is_string(), "{}", p.message);
         assert_eq!(p.payload()["job_id"], job_id.as_str());
-        percents.push(p.payload()["percent"].as_u64().expect("percent"));
+        percents.push(p.payload()["percent_complete"].as_u64().expect("percent"));
     }
     assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
     assert_eq!(percents.last(), Some(&100));
@@ -1163,9 +1163,19 @@ async fn run_wait_for_import_times_out_with_code_6_or_proceeds_when_phase_2_anno
         .filter(|r| r.channel == ch.errors())
         .collect();
     assert_eq!(errors.len(), 1, "{received:?}");
-    assert_envelope(errors[0], "cache_sync_failed");
-    assert!(errors[0].payload()["error"].is_string());
-    assert!(errors[0].payload()["job_id"].is_string());
+    // The app's flat ErrorMessage (no envelope), and processing_error for its dashboard.
+    let error = &errors[0].message;
+    assert_eq!(error["source"], "TickStockPL", "{error}");
+    assert_eq!(error["category"], "integration", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("Phase 2"));
+    assert!(error["context"]["job_id"].is_string());
+    let ended: Vec<&Received> = received
+        .iter()
+        .filter(|r| r.channel == ch.completed())
+        .collect();
+    assert_eq!(ended.len(), 1, "{received:?}");
+    assert_envelope(ended[0], "processing_error");
+    assert_eq!(ended[0].payload()["error_id"], error["error_id"]);
     assert_eq!(db.count("cache_sync_run").await, 0, "nothing was run");
     assert_eq!(db.count("cache_entries").await, 0);
 

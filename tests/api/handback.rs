@@ -511,6 +511,7 @@ async fn the_documented_error_examples_have_the_error_shape_and_real_codes() {
                 .collect();
             let v: Value = serde_json::from_str(&text.join("\n")).expect("JSON example");
             assert_eq!(v["success"], false, "{v}");
+            assert_eq!(v["message"], v["error"]["message"], "{v}");
             assert!(
                 seen.contains_key(v["error"]["code"].as_str().unwrap()),
                 "{v}"
@@ -590,6 +591,7 @@ fn code_channels() -> BTreeSet<String> {
         c.started(),
         c.progress(),
         c.completed(),
+        c.monitoring(),
         c.errors(),
         c.import_completed(),
         c.stream(),
@@ -598,19 +600,22 @@ fn code_channels() -> BTreeSet<String> {
     .collect()
 }
 
-/// `channel -> event` as the channel table documents it (the stream and Phase 2's channel have
-/// no single event name).
-fn documented_channels(doc: &Doc) -> BTreeMap<String, Option<String>> {
+/// `channel -> events` as the channel table documents it, one row per channel and event (the
+/// stream, Phase 2's channel and the errors channel, whose messages have no envelope, have no
+/// event name).
+fn documented_channels(doc: &Doc) -> BTreeMap<String, BTreeSet<String>> {
     let lines = doc.section("###", "Channels");
-    table_rows(&lines)
-        .into_iter()
-        .map(|cells| {
-            let channel = code(&cells[0])
-                .unwrap_or_else(|| panic!("a backticked channel: {cells:?}"))
-                .to_owned();
-            (channel, code(&cells[1]).map(str::to_owned))
-        })
-        .collect()
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for cells in table_rows(&lines) {
+        let channel = code(&cells[0])
+            .unwrap_or_else(|| panic!("a backticked channel: {cells:?}"))
+            .to_owned();
+        let events = out.entry(channel).or_default();
+        if let Some(event) = code(&cells[1]) {
+            events.insert(event.to_owned());
+        }
+    }
+    out
 }
 
 #[test]
@@ -661,6 +666,14 @@ fn documented_payloads(doc: &Doc) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
+/// The fields of the flat `ErrorMessage` the errors channel carries, as its table lists them.
+fn documented_error_message(doc: &Doc) -> BTreeSet<String> {
+    table_rows(&doc.section("###", "ErrorMessage"))
+        .into_iter()
+        .map(|cells| code(&cells[0]).expect("a backticked field").to_owned())
+        .collect()
+}
+
 fn documented_envelope(doc: &Doc) -> BTreeSet<String> {
     table_rows(&doc.section("###", "Envelope"))
         .into_iter()
@@ -698,13 +711,12 @@ fn check_against_doc(
     let mut events = BTreeSet::new();
     for (channel, event, payload) in seen {
         let name = as_documented(channel, prefix);
-        let documented_event = channels
+        let documented_events = channels
             .get(&name)
             .unwrap_or_else(|| panic!("{name} is documented"));
-        assert_eq!(
-            documented_event.as_deref(),
-            Some(event.as_str()),
-            "{name} carries {event}"
+        assert!(
+            documented_events.contains(event),
+            "{name} is documented to carry {event}, not only {documented_events:?}"
         );
         let fields = payloads
             .get(event)
@@ -794,7 +806,6 @@ async fn every_documented_payload_field_is_in_the_events_of_a_nightly_run_and_no
         "cache_sync_completed",
         "ipo_assignment",
         "delisting_cleanup",
-        "phase_completed",
     ] {
         assert!(events.contains(event), "the nightly run produced {event}");
     }
@@ -813,18 +824,36 @@ async fn every_documented_payload_field_is_in_the_events_of_a_nightly_run_and_no
     }
 }
 
-/// `(channel, event, payload)` of received messages, checking each envelope against the doc.
+/// `(channel, event, payload)` of received messages, checking each envelope against the doc;
+/// the errors channel's flat messages are checked against the `ErrorMessage` table instead.
 fn unwrap_envelopes(doc: &Doc, received: &[Received]) -> Vec<(String, String, Value)> {
     let envelope = documented_envelope(doc);
+    let error_fields = documented_error_message(doc);
     received
         .iter()
+        .filter(|Received { channel, message }| {
+            if !channel.ends_with(":errors") {
+                return true;
+            }
+            assert_eq!(
+                object_keys(message),
+                error_fields,
+                "an error has the documented ErrorMessage fields: {message}"
+            );
+            false
+        })
         .map(|Received { channel, message }| {
             assert_eq!(
                 object_keys(message),
                 envelope,
                 "the envelope has the documented fields: {message}"
             );
-            assert_eq!(message["source"], "tickstock-cache-sync");
+            let source = if message["event"] == "job_progress_update" {
+                "tickstock-cache-sync-processing"
+            } else {
+                "tickstock-cache-sync"
+            };
+            assert_eq!(message["source"], source, "{message}");
             assert_eq!(message["version"], "1.0");
             (
                 channel.clone(),
@@ -879,19 +908,14 @@ async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_rec
     let job_id = finish_job(&state).await;
     let received = subscriber.drain().await;
     let seen = unwrap_envelopes(&doc, &received);
-    // The API's progress notices leave out `entries_changed` (see the document).
-    let events = check_against_doc(
-        &doc,
-        &seen,
-        &prefix,
-        &[("phase_progress", "entries_changed"), BANDING_ONLY[0]],
-    );
+    let events = check_against_doc(&doc, &seen, &prefix, BANDING_ONLY);
     for event in [
         "cache_sync_triggered",
-        "phase_progress",
+        "cache_sync_started",
+        "cache_sync_progress",
+        "job_progress_update",
         "universe_updated",
         "cache_sync_completed",
-        "phase_completed",
     ] {
         assert!(events.contains(event), "an API job publishes {event}");
     }
@@ -957,7 +981,7 @@ async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_rec
         "the group delivers in seq order, once"
     );
 
-    // A failing job: `cache_sync_failed` on the errors channel.
+    // A failing job: `processing_error`, and the flat `ErrorMessage` on the errors channel.
     let empty = TestDb::new().await;
     let failing = app_state(&empty, job, Some(publisher));
     let failing_app = api::router(failing.clone());
@@ -966,15 +990,15 @@ async fn the_notices_of_an_api_job_match_the_document_and_the_consumer_group_rec
     finish_job(&failing).await;
     let received = subscriber.drain().await;
     let seen = unwrap_envelopes(&doc, &received);
-    let events = check_against_doc(
-        &doc,
-        &seen,
-        &prefix,
-        &[("phase_progress", "entries_changed"), BANDING_ONLY[0]],
-    );
-    assert!(events.contains("cache_sync_failed"), "{events:?}");
+    let events = check_against_doc(&doc, &seen, &prefix, BANDING_ONLY);
+    assert!(events.contains("processing_error"), "{events:?}");
+    let errors: Vec<&Received> = received
+        .iter()
+        .filter(|r| r.channel == channels.errors())
+        .collect();
+    assert_eq!(errors.len(), 1, "{received:?}");
     for Received { channel, message } in &received {
-        if message["event"] == "cache_sync_failed" {
+        if message["event"] == "processing_error" || channel == &channels.errors() {
             println!("example on {channel}: {message}");
         }
     }
@@ -1008,11 +1032,11 @@ async fn the_notices_of_a_command_line_run_match_the_document() {
     let events = check_against_doc(&doc, &seen, &prefix, BANDING_ONLY);
     for event in [
         "cache_sync_triggered",
-        "phase_started",
-        "phase_progress",
+        "cache_sync_started",
+        "cache_sync_progress",
+        "job_progress_update",
         "universe_updated",
         "cache_sync_completed",
-        "phase_completed",
     ] {
         assert!(
             events.contains(event),

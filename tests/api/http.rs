@@ -152,7 +152,8 @@ fn keys(v: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The error shape: `{"success": false, "error": {"code", "message"}}`, exactly, as JSON.
+/// The error shape: `{"success": false, "message", "error": {"code", "message"}}`, exactly, as
+/// JSON, the top-level `message` repeating `error.message`.
 pub(crate) fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
     assert_eq!(answer.status, status, "status of {}", answer.text());
     assert_eq!(
@@ -164,10 +165,15 @@ pub(crate) fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
     let body = answer.json();
     assert_eq!(
         keys(&body),
-        BTreeSet::from(["error".to_owned(), "success".to_owned()]),
+        BTreeSet::from([
+            "error".to_owned(),
+            "message".to_owned(),
+            "success".to_owned()
+        ]),
         "{body}"
     );
     assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["message"], body["error"]["message"], "{body}");
     assert_eq!(
         keys(&body["error"]),
         BTreeSet::from(["code".to_owned(), "message".to_owned()]),
@@ -200,6 +206,7 @@ pub(crate) fn assert_client_error(answer: &Answer, what: &str) {
     );
     let body = answer.json();
     assert_eq!(body["success"], false, "{what}: {body}");
+    assert!(body["message"].is_string(), "{what}: {body}");
     assert!(body["error"]["code"].is_string(), "{what}: {body}");
     assert!(body["error"]["message"].is_string(), "{what}: {body}");
 }
@@ -532,11 +539,11 @@ async fn a_triggered_job_runs_in_the_background_and_status_history_and_stats_rep
     assert_eq!(top["symbol_count"], 10);
     let js = &stats["job_statistics"];
     assert_eq!(js["period_days"], 7, "{stats}");
-    assert_eq!(js["total_jobs"], 2);
-    assert_eq!(js["completed"], 2);
-    assert_eq!(js["failed"], 0);
+    assert_eq!(js["total_jobs_7d"], 2);
+    assert_eq!(js["successful_jobs_7d"], 2);
+    assert_eq!(js["failed_jobs_7d"], 0);
     assert_eq!(js["running"], 0);
-    assert!(js["average_duration_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(js["avg_duration_seconds"].as_f64().unwrap() >= 0.0);
     assert!(js["last_completed_at"].is_string());
 
     // Unknown jobs and malformed ids.

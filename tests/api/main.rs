@@ -5,6 +5,7 @@
 mod atomicity;
 mod banding;
 mod demo;
+mod dialect;
 mod embedded;
 mod events;
 mod fixtures;
