@@ -4,11 +4,12 @@
 
 use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
-use super::rows::{market_row, parse_hash, MarketRow};
+use super::log_reader;
+use super::rows::{market_row, parse_hash, MarketRow, Unreadable};
 use super::sql::{fetch_chunked, Conn};
 use super::{
-    AppendedRun, EntryHead, EventLog, LockOutcome, NewRun, QueryContext, RowIdentity, RunTx,
-    StoreError, StoredRow, UniqueConstraint,
+    AppendedRun, Checkpoint, EntryHead, EventFilter, EventLog, LockOutcome, LoggedEvent, NewRun,
+    QueryContext, RowIdentity, RunTx, StoreError, StoredRow, UniqueConstraint,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta};
@@ -57,24 +58,36 @@ impl RunTx for SqlTx {
         let conn = &mut self.conn();
         let mut sql = conn.sql("");
         let as_of_param = sql.param(as_of);
-        let join = conn.dialect().latest_close_join(&as_of_param);
+        let dialect = conn.dialect();
+        let join = dialect.latest_close_join(&as_of_param);
+        let (list_date, close_date) = (
+            dialect.date_text("s.list_date"),
+            dialect.date_text("c.date"),
+        );
+        // Every column as text: see `rows::MarketRow`.
         sql.push(&format!(
-            "select s.symbol, s.name, s.type, s.active, cast(s.market_cap as bigint) as market_cap,
-                    cast(s.weighted_shares_outstanding as bigint) as shares, s.primary_exchange,
-                    s.market, s.sector, s.industry, s.list_date, s.etf_type, s.issuer,
-                    cast(s.aum_millions as double precision) as aum_millions,
-                    c.date as close_date, cast(c.close as double precision) as close
+            "select cast(s.symbol as text), cast(s.name as text), cast(s.type as text),
+                    cast(s.active as text), cast(s.market_cap as text),
+                    cast(s.weighted_shares_outstanding as text), cast(s.primary_exchange as text),
+                    cast(s.market as text), cast(s.sector as text), cast(s.industry as text),
+                    {list_date}, cast(s.etf_type as text), cast(s.issuer as text),
+                    cast(s.aum_millions as text), {close_date}, cast(c.close as text)
              from {join}"
         ));
         let rows: Vec<MarketRow> = sql
             .fetch_all(conn)
             .await
             .during("loading symbols and latest closes")?;
-        let (symbols, closes) = rows.into_iter().map(market_row).unzip();
+        let mut unreadable = Unreadable::new();
+        let (symbols, closes) = rows
+            .into_iter()
+            .map(|row| market_row(row, &mut unreadable))
+            .unzip();
         let snapshot = MarketSnapshot {
             as_of,
             symbols,
             closes,
+            unreadable,
         };
         Ok(snapshot)
     }
@@ -204,6 +217,23 @@ impl RunTx for SqlTx {
         environment: &str,
     ) -> Result<HashMap<EntryKey, EntryHead>, StoreError> {
         entry_heads(&mut self.conn(), environment).await
+    }
+
+    async fn read_events(
+        &mut self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        log_reader::read_events(&mut self.conn(), environment, filter).await
+    }
+
+    async fn checkpoint_before(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+        key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        log_reader::checkpoint_before(&mut self.conn(), environment, run_id, key).await
     }
 
     async fn append_run(
