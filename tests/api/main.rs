@@ -4,12 +4,14 @@
 
 mod atomicity;
 mod demo;
+mod drift;
 mod embedded;
 mod events;
 mod guards;
 mod handback;
 mod helpers;
 mod history;
+mod hostile;
 mod http;
 mod operator;
 mod plan;
