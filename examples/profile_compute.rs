@@ -29,6 +29,7 @@ fn main() {
         as_of: m.date_of_day(1),
         symbols,
         closes,
+        ..MarketSnapshot::default()
     };
     let config = CatalogConfig::default();
     for _ in 0..200 {

@@ -13,7 +13,7 @@ mod schema;
 mod serve;
 
 use crate::config::{Command, Config, FixturesCommand, Format};
-use crate::domain::config::parse_toml;
+use crate::domain::config::{parse_toml, CatalogConfig};
 use crate::domain::events::Channels;
 use crate::domain::guard::GuardConfig;
 use crate::history::HistoryError;
@@ -64,6 +64,11 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// Standard output's reader went away (a closed pipe); not a failure, see `write_out`.
+    #[error("standard output was closed")]
+    ClosedPipe,
+    #[error("cannot write to standard output: {0}")]
+    Output(#[source] std::io::Error),
 }
 
 impl CliError {
@@ -77,6 +82,7 @@ impl CliError {
         };
         match self {
             CliError::Usage(_) | CliError::ReadConfig { .. } => Exit::Usage,
+            CliError::ClosedPipe => Exit::Success,
             CliError::Run(RunError::Config(_)) => Exit::Usage,
             CliError::Refused(_)
             | CliError::Run(RunError::Refused { .. } | RunError::Collision { .. }) => Exit::Refused,
@@ -94,32 +100,41 @@ impl CliError {
 /// # Errors
 /// A `CliError` whose `exit()` gives the process exit code.
 pub async fn execute(config: Config) -> Result<Exit, CliError> {
+    match dispatch(&config).await {
+        // Whoever read the output took what they wanted (`| head -1`): a quiet success.
+        Err(CliError::ClosedPipe) => Ok(Exit::Success),
+        other => other,
+    }
+}
+
+/// Runs one subcommand.
+async fn dispatch(config: &Config) -> Result<Exit, CliError> {
     match &config.command {
         Command::Migrate { widen_unique, yes } => {
-            schema::migrate(&config, *widen_unique, *yes).await
+            schema::migrate(config, *widen_unique, *yes).await
         }
         Command::Fixtures {
             action: FixturesCommand::Load(args),
-        } => devtools::load_fixtures(&config, args).await,
-        Command::Plan(args) => runs::plan(&config, args).await,
-        Command::Run(args) => runs::run(&config, args).await,
+        } => devtools::load_fixtures(config, args).await,
+        Command::Plan(args) => runs::plan(config, args).await,
+        Command::Run(args) => runs::run(config, args).await,
         Command::History {
             universe,
             symbol,
             limit,
-        } => history::history(&config, universe.as_ref(), symbol.as_deref(), *limit).await,
+        } => history::history(config, universe.as_ref(), symbol.as_deref(), *limit).await,
         Command::Show {
             universe,
             at_run,
             at,
-        } => history::show(&config, universe, *at_run, *at).await,
-        Command::Replay { at_run, verify } => history::replay(&config, *at_run, *verify).await,
+        } => history::show(config, universe, *at_run, *at).await,
+        Command::Replay { at_run, verify } => history::replay(config, *at_run, *verify).await,
         Command::Rollback {
             to_run,
             dry_run,
             force,
-        } => runs::rollback(&config, *to_run, *dry_run, *force).await,
-        Command::Verify => runs::verify(&config).await,
+        } => runs::rollback(config, *to_run, *dry_run, *force).await,
+        Command::Verify => runs::verify(config).await,
         Command::Events {
             follow,
             from_seq,
@@ -132,11 +147,11 @@ pub async fn execute(config: Config) -> Result<Exit, CliError> {
                 universe: universe.as_ref(),
                 limit: *limit,
             };
-            events::events(&config, filter, *follow, *relay).await
+            events::events(config, filter, *follow, *relay).await
         }
-        Command::Serve(args) => serve::serve(&config, args).await,
-        Command::Demo(args) => devtools::demo(&config, args).await,
-        Command::Bench(args) => devtools::bench(&config, args).await,
+        Command::Serve(args) => serve::serve(config, args).await,
+        Command::Demo(args) => devtools::demo(config, args).await,
+        Command::Bench(args) => devtools::bench(config, args).await,
     }
 }
 
@@ -156,6 +171,11 @@ fn job_config(config: &Config) -> Result<JobConfig, CliError> {
             source,
         })?;
         let file = parse_toml(&label, &text).map_err(|e| CliError::Usage(e.to_string()))?;
+        // Settings are checked when loaded, before any database is opened: a value outside
+        // its range is refused here (exit 2), naming the file, the key and the range.
+        CatalogConfig::default()
+            .apply_toml(&file.catalog, &label)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
         if let Some(table) = &file.guards {
             job.guards = GuardConfig::from_toml(table)
                 .map_err(|e| CliError::Usage(format!("invalid [guards] in {label}: {e}")))?;
@@ -226,14 +246,37 @@ fn progress_wanted(config: &Config) -> bool {
 }
 
 /// Prints `value` as JSON, or `text()` for people.
-fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
+///
+/// # Errors
+/// As `write_out`.
+fn print<T: Serialize>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("reports serialise")
-        ),
-        Format::Text => print!("{}", text()),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(value).expect("reports serialise");
+            write_out(&format!("{json}\n"))
+        }
+        Format::Text => write_out(&text()),
     }
+}
+
+/// Writes `text` to standard output, the only way the commands print.
+///
+/// # Errors
+/// `CliError::ClosedPipe` when the reader has gone (`cache-sync events | head -1`): the command
+/// stops and `execute` ends it with exit 0. Any other write error is `CliError::Output`.
+fn write_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::ClosedPipe,
+            _ => CliError::Output(e),
+        })
 }
 
 /// A job id for a run started from the command line: a UUID like an API job's, so events and

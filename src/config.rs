@@ -1,6 +1,7 @@
 //! The one configuration struct: every setting as a flag or an environment variable, parsed once
 //! in `main` and passed down. Library code never reads the environment.
 
+use crate::domain::columns::ENVIRONMENT_CHARS;
 use crate::domain::types::{EntryKey, Family};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -80,6 +81,7 @@ pub struct Config {
         long,
         env = "CACHE_SYNC_ENVIRONMENT",
         default_value = "DEFAULT",
+        value_parser = parse_environment,
         global = true
     )]
     pub environment: String,
@@ -361,6 +363,21 @@ pub struct BenchArgs {
 
 fn parse_family(text: &str) -> Result<Family, String> {
     Family::parse(text)
+}
+
+/// An environment name the job can write: not empty, no control characters, and no longer
+/// than `cache_entries.environment` (`varchar(20)`).
+fn parse_environment(text: &str) -> Result<String, String> {
+    let max = ENVIRONMENT_CHARS;
+    let chars = text.chars().count();
+    if text.trim().is_empty() || text.chars().any(char::is_control) || chars > max {
+        return Err(format!(
+            "the environment (--environment or CACHE_SYNC_ENVIRONMENT) must be 1 to {max} \
+             characters, the size of cache_entries.environment, without control characters; \
+             got {chars} characters"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_universe(text: &str) -> Result<EntryKey, String> {

@@ -2,6 +2,7 @@
 //! here does I/O or reads the clock; every function takes plain values and returns plain values.
 
 pub mod catalog;
+pub mod columns;
 pub mod config;
 pub mod diff;
 pub mod events;

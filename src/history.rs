@@ -5,7 +5,9 @@ use crate::domain::fingerprint::{hash_value, ContentHash};
 use crate::domain::members::member_lists;
 use crate::domain::replay::{fold, FoldError, ReplayEvent, ReplayedCatalog};
 use crate::domain::types::{EntryKey, RunId};
-use crate::store::{EventFilter, LogReader, LoggedEvent, RunStatus, RunSummary, StoreError};
+use crate::store::{
+    Checkpoint, EventFilter, LogReader, LoggedEvent, RunStatus, RunSummary, RunTx, StoreError,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -110,9 +112,36 @@ pub async fn replay_state(
 ) -> Result<(ReplayedCatalog, ReplayStats), HistoryError> {
     let started = Instant::now();
     let checkpoint = store.checkpoint_before(environment, run_id, key).await?;
+    let events = store
+        .read_events(
+            environment,
+            &EventFilter {
+                key: key.cloned(),
+                after_run: checkpoint.as_ref().map(|c| c.run_id),
+                up_to_run: Some(run_id),
+                ..EventFilter::default()
+            },
+        )
+        .await?;
+    let state = fold_from(checkpoint.as_ref(), &events)?;
+    let stats = ReplayStats {
+        run_id,
+        checkpoint_run: checkpoint.map(|c| c.run_id),
+        events_applied: events.len(),
+        entries: state.len(),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    Ok((state, stats))
+}
+
+/// The state a checkpoint and the events after it describe, every checkpointed value checked
+/// against its hash (and every event's result against its logged hash while folding).
+fn fold_from(
+    checkpoint: Option<&Checkpoint>,
+    events: &[LoggedEvent],
+) -> Result<ReplayedCatalog, HistoryError> {
     let mut state = ReplayedCatalog::new();
-    let mut after_run = None;
-    if let Some(cp) = &checkpoint {
+    if let Some(cp) = checkpoint {
         for (entry, family, value, stored) in &cp.entries {
             let actual = hash_value(value);
             if actual != *stored {
@@ -125,28 +154,37 @@ pub async fn replay_state(
             }
             state.insert(entry.clone(), (*family, value.clone()));
         }
-        after_run = Some(cp.run_id);
     }
-    let events = store
-        .read_events(
-            environment,
-            &EventFilter {
-                key: key.cloned(),
-                after_run,
-                up_to_run: Some(run_id),
-                ..EventFilter::default()
-            },
-        )
-        .await?;
     fold(&mut state, events.iter().map(replay_event))?;
-    let stats = ReplayStats {
-        run_id,
-        checkpoint_run: checkpoint.map(|c| c.run_id),
-        events_applied: events.len(),
-        entries: state.len(),
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
-    };
-    Ok((state, stats))
+    Ok(state)
+}
+
+/// The value the log last recorded for each of `keys` (an entry the log holds no value for is
+/// absent), read inside a run's transaction: the audited state the guard rails judge a drifted
+/// row's change from.
+///
+/// # Errors
+/// As `replay_state`.
+pub async fn logged_values(
+    tx: &mut dyn RunTx,
+    environment: &str,
+    keys: &[EntryKey],
+) -> Result<HashMap<EntryKey, Value>, HistoryError> {
+    let mut out = HashMap::new();
+    for key in keys {
+        let latest = RunId(i64::MAX);
+        let checkpoint = tx.checkpoint_before(environment, latest, Some(key)).await?;
+        let filter = EventFilter {
+            key: Some(key.clone()),
+            after_run: checkpoint.as_ref().map(|c| c.run_id),
+            ..EventFilter::default()
+        };
+        let events = tx.read_events(environment, &filter).await?;
+        if let Some((_, value)) = fold_from(checkpoint.as_ref(), &events)?.remove(key) {
+            out.insert(key.clone(), value);
+        }
+    }
+    Ok(out)
 }
 
 fn replay_event(e: &LoggedEvent) -> ReplayEvent<'_> {

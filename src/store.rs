@@ -208,6 +208,23 @@ pub trait RunTx: Send {
         environment: &str,
     ) -> Result<HashMap<EntryKey, EntryHead>, StoreError>;
 
+    /// Logged events of `environment`, read inside the run's transaction (the audited state
+    /// drifted rows are judged from).
+    async fn read_events(
+        &mut self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
+
+    /// The newest checkpoint at or before `run_id` (only `key`'s row when given), read inside
+    /// the run's transaction.
+    async fn checkpoint_before(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+        key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError>;
+
     /// Applies the deltas to `cache_entries`, appends one event per delta and the run record.
     /// Also records the current row version of `recheck`: rows that were loaded and found to
     /// hold exactly what the log says, so the next run can skip them.

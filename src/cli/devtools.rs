@@ -1,7 +1,7 @@
 //! The development tools' commands: `fixtures load`, `demo` and `bench`.
 
 use super::progress::StepBar;
-use super::{connect, open_store, print, progress_wanted, publisher, CliError, Exit};
+use super::{connect, open_store, print, progress_wanted, publisher, write_out, CliError, Exit};
 use crate::config::{BenchArgs, Config, DemoArgs, FixtureArgs};
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::devtools::{bench, demo, loader};
@@ -80,7 +80,7 @@ pub(super) async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result
             "Loaded the synthetic market as of day {day} ({}): {} symbols, {} daily bars{history}.\n",
             out.as_of, out.symbols, out.bars
         )
-    });
+    })?;
     Ok(Exit::Success)
 }
 
@@ -112,21 +112,32 @@ pub(super) async fn demo(config: &Config, args: &DemoArgs) -> Result<Exit, CliEr
                     }
                 }
             }
-            println!("Using the embedded store: ./{DEMO_FILE} (no server needed).");
+            write_out(&format!(
+                "Using the embedded store: ./{DEMO_FILE} (no server needed).\n"
+            ))?;
             open_store(Some(&format!("sqlite://{DEMO_FILE}")), true).await?
         }
     };
     let started = std::time::Instant::now();
-    demo::run(&store, &mut |text| print!("{text}"))
-        .await
-        .map_err(|e| match e {
-            demo::DemoError::ForeignRows(_) => CliError::Refused(e.to_string()),
-            e => CliError::Usage(format!("the demo failed: {e}")),
-        })?;
-    println!(
-        "Done in {:.1} s. Next: `cache-sync history --symbol <TICKER>`, `cache-sync serve --help`.",
+    // A closed pipe stops the printing, not the demo's writes (they are one walkthrough).
+    let mut closed = None;
+    demo::run(&store, &mut |text| {
+        if closed.is_none() {
+            closed = write_out(text).err();
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        demo::DemoError::ForeignRows(_) => CliError::Refused(e.to_string()),
+        e => CliError::Usage(format!("the demo failed: {e}")),
+    })?;
+    if let Some(error) = closed {
+        return Err(error);
+    }
+    write_out(&format!(
+        "Done in {:.1} s. Next: `cache-sync history --symbol <TICKER>`, `cache-sync serve --help`.\n",
         started.elapsed().as_secs_f64()
-    );
+    ))?;
     Ok(Exit::Success)
 }
 
@@ -140,6 +151,6 @@ pub(super) async fn bench(config: &Config, args: &BenchArgs) -> Result<Exit, Cli
         return Err(CliError::Usage("bench --events needs REDIS_URL".to_owned()));
     }
     let report = bench::run(url.expose(), args, publisher.as_ref()).await?;
-    print(config.format, &report, || report.to_text());
+    print(config.format, &report, || report.to_text())?;
     Ok(Exit::Success)
 }

@@ -1,7 +1,7 @@
 //! `cache-sync events`: the outbox's change events, the Redis stream followed live, or a relay of
 //! what an outage left pending.
 
-use super::{connect, print, publisher, CliError, Exit};
+use super::{connect, print, publisher, write_out, CliError, Exit};
 use crate::config::{Config, Format};
 use crate::domain::types::EntryKey;
 use crate::store::Outbox;
@@ -31,7 +31,7 @@ pub(super) async fn events(
         })?;
         print(config.format, &outcome, || {
             format!("Published {} pending events.\n", outcome.published)
-        });
+        })?;
         return Ok(Exit::Success);
     }
     let universe = filter.universe;
@@ -45,42 +45,55 @@ pub(super) async fn events(
             config.format,
             &row.channel,
             &crate::publish::envelope_of(row),
-        );
+        )?;
     }
     if follow {
         let p = publisher.ok_or_else(|| CliError::Usage("--follow needs REDIS_URL".to_owned()))?;
-        p.follow(last_seq, |channel, event| {
+        // The stream never ends by itself; a closed pipe ends the command (exit 0).
+        let closed = tokio::sync::Notify::new();
+        let mut failed = None;
+        let following = p.follow(last_seq, |channel, event| {
             let matches = universe.is_none_or(|u| {
                 event["payload"]["type"] == u.entry_type.as_str()
                     && event["payload"]["name"] == u.name.as_str()
                     && event["payload"]["key"] == u.key.as_str()
             });
-            if matches {
-                print_event(config.format, channel, event);
+            if matches && failed.is_none() {
+                if let Err(e) = print_event(config.format, channel, event) {
+                    failed = Some(e);
+                    closed.notify_one();
+                }
             }
-        })
-        .await
-        .map_err(|source| CliError::Publish {
-            context: "cannot follow the stream",
-            source,
-        })?;
+        });
+        tokio::select! {
+            followed = following => {
+                followed.map_err(|source| CliError::Publish {
+                    context: "cannot follow the stream",
+                    source,
+                })?;
+            }
+            () = closed.notified() => {}
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
     }
     Ok(Exit::Success)
 }
 
-fn print_event(format: Format, channel: &str, event: &serde_json::Value) {
+fn print_event(format: Format, channel: &str, event: &serde_json::Value) -> Result<(), CliError> {
     match format {
-        Format::Json => println!("{}", json!({"channel": channel, "message": event})),
+        Format::Json => write_out(&format!(
+            "{}\n",
+            json!({"channel": channel, "message": event})
+        )),
         Format::Text => {
             let p = &event["payload"];
             let seq = p["seq"]
                 .as_i64()
                 .map_or(String::new(), |s| format!("seq {s} "));
-            println!(
-                "{seq}{channel} {} {}",
-                event["event"].as_str().unwrap_or(""),
-                p
-            );
+            let event = event["event"].as_str().unwrap_or("");
+            write_out(&format!("{seq}{channel} {event} {p}\n"))
         }
     }
 }

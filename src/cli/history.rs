@@ -23,7 +23,7 @@ pub(super) async fn history(
         limit,
     )
     .await?;
-    print(config.format, &lines, || render::history(&lines));
+    print(config.format, &lines, || render::history(&lines))?;
     Ok(Exit::Success)
 }
 
@@ -41,7 +41,7 @@ pub(super) async fn show(
         (None, None) => PointInHistory::Now,
     };
     let snapshot = history::show(&store, &config.environment, universe, when).await?;
-    print(config.format, &snapshot, || render::snapshot(&snapshot));
+    print(config.format, &snapshot, || render::snapshot(&snapshot))?;
     Ok(Exit::Success)
 }
 
@@ -49,6 +49,6 @@ pub(super) async fn show(
 pub(super) async fn replay(config: &Config, at_run: i64, verify: bool) -> Result<Exit, CliError> {
     let store = connect(config).await?;
     let report = history::replay(&store, &config.environment, RunId(at_run), verify).await?;
-    print(config.format, &report, || render::replay(&report));
+    print(config.format, &report, || render::replay(&report))?;
     Ok(Exit::Success)
 }

@@ -32,7 +32,7 @@ pub(super) async fn plan(config: &Config, args: &PlanArgs) -> Result<Exit, CliEr
     let store = connect(config).await?;
     let today = Utc::now().date_naive();
     let report = job::plan(&store, &job, &plan_request(args), today).await?;
-    print(config.format, &report, || render::plan(&report));
+    print(config.format, &report, || render::plan(&report))?;
     Ok(if report.has_changes() {
         Exit::Pending
     } else {
@@ -84,12 +84,13 @@ async fn run_and_print(
     drop(observer);
     match result {
         Ok(report) => {
-            print(config.format, &report, || render::run(&report));
+            print(config.format, &report, || render::run(&report))?;
             Ok(Exit::Success)
         }
         Err(error) => {
             if let RunError::Refused { report, .. } = &error {
-                print(config.format, report, || render::run(report));
+                // The run's own error decides the exit code, even if nobody reads the report.
+                let _ = print(config.format, report, || render::run(report));
             }
             Err(error.into())
         }
@@ -162,7 +163,7 @@ pub(super) async fn rollback(
     let store = connect(config).await?;
     if dry_run {
         let report = job::plan_rollback(&store, &job, to_run, Utc::now().date_naive()).await?;
-        print(config.format, &report, || render::plan(&report));
+        print(config.format, &report, || render::plan(&report))?;
         return Ok(if report.has_changes() {
             Exit::Pending
         } else {
@@ -194,7 +195,7 @@ pub(super) async fn verify(config: &Config) -> Result<Exit, CliError> {
         .filter_map(|d| EntryKey::parse(d).ok())
         .collect();
     let differences = history::describe_drift(&store, &config.environment, &drift).await?;
-    print(config.format, &differences, || render::drift(&differences));
+    print(config.format, &differences, || render::drift(&differences))?;
     Ok(if differences.is_empty() {
         Exit::Success
     } else {

@@ -1,6 +1,6 @@
 //! `cache-sync migrate [--widen-unique [--yes]]`.
 
-use super::{open_store, print, render, CliError, Exit};
+use super::{open_store, print, render, write_out, CliError, Exit};
 use crate::config::{Config, Format};
 use crate::store::Schema;
 use serde::Serialize;
@@ -28,9 +28,9 @@ pub(super) async fn migrate(
             applied: yes,
             statements: &statements,
         };
-        print(config.format, &widen, || render::widen(&widen));
+        print(config.format, &widen, || render::widen(&widen))?;
     } else if config.format == Format::Text {
-        println!("Schema is up to date.");
+        write_out("Schema is up to date.\n")?;
     }
     Ok(Exit::Success)
 }

@@ -2,6 +2,7 @@
 //! of every managed `cache_entries` row, in the formats the UI parses (SPEC §3). Pure and
 //! deterministic: same securities and config, byte-identical values.
 
+use crate::domain::columns::Shortened;
 use crate::domain::config::{theme_display_name, CatalogConfig};
 use crate::domain::fingerprint::{hash_value, ContentHash};
 use crate::domain::securities::{Securities, Security};
@@ -29,6 +30,8 @@ pub struct Catalog {
     /// Every `(type, name)` scope the selected families own, with its family. Entries found
     /// there that the catalog does not want are deleted.
     pub scopes: BTreeMap<Scope, Family>,
+    /// Entries whose identity was shortened to fit the table's columns (or skipped).
+    pub shortened: Shortened,
 }
 
 impl Catalog {
@@ -37,7 +40,12 @@ impl Catalog {
         self.scopes.get(&key.scope()).copied()
     }
 
+    /// Adds an entry, its name and key fitted into the table's columns first (`columns.rs`).
     fn insert(&mut self, family: Family, key: EntryKey, value: Value) {
+        let entries = &self.entries;
+        let Some(key) = self.shortened.admit(key, |k| entries.contains_key(k)) else {
+            return;
+        };
         self.scopes.insert(key.scope(), family);
         let hash = hash_value(&value);
         self.entries.insert(
@@ -422,5 +430,7 @@ fn combo(
 mod banding;
 pub use banding::{compute_catalog_banded, BandingReport, Displaced, Held, Incumbents};
 
+#[cfg(test)]
+mod hostile;
 #[cfg(test)]
 mod tests;

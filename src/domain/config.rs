@@ -216,54 +216,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// The optional TOML file. Every section is optional; what is present replaces the value
-/// from defaults and `cache_config` rows item by item.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TomlFile {
-    #[serde(default)]
-    pub catalog: TomlCatalog,
-    /// Guard-rail settings, read by the guard module.
-    #[serde(default)]
-    pub guards: Option<toml::Table>,
-}
-
-/// The `[catalog]` section.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TomlCatalog {
-    pub market_cap_thresholds: Option<BTreeMap<String, i64>>,
-    pub themes: Option<BTreeMap<String, Vec<String>>>,
-    pub etf_categories: Option<BTreeMap<String, TomlEtfCategory>>,
-    pub complete_limits: Option<BTreeMap<String, usize>>,
-    pub ipo_window_days: Option<i64>,
-    pub stale_close_days: Option<i64>,
-    /// `banding = { market_cap = 0.05, market_leaders = 0.10 }`.
-    pub banding: Option<BTreeMap<String, f64>>,
-}
-
-/// An ETF category in TOML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TomlEtfCategory {
-    pub name: String,
-    #[serde(default)]
-    pub include: Vec<String>,
-    #[serde(default)]
-    pub exclude: Vec<String>,
-}
-
-/// Parses the TOML configuration file's text.
-///
-/// # Errors
-/// A `ConfigError` naming the file and the line TOML complains about.
-pub fn parse_toml(path_label: &str, text: &str) -> Result<TomlFile, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError {
-        source_name: path_label.to_owned(),
-        message: e.to_string().trim().to_owned(),
-    })
-}
-
 fn threshold_from_json(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
@@ -299,18 +251,50 @@ fn patterns_from_json(value: Option<&Value>) -> Option<Vec<String>> {
 }
 
 impl CatalogConfig {
-    /// Applies `cache_config` rows over the current values. Rows the job does not use are
-    /// returned as warnings.
-    ///
-    /// # Errors
-    /// A `ConfigError` when a row the job uses holds a value it cannot read.
+    /// Applies `cache_config` rows over the current values. A row is data, not a setting: one
+    /// the job cannot read, or that would leave the configuration outside its allowed ranges
+    /// (see `validate`), is ignored with a warning naming it, so no row can stop a run (or
+    /// `verify`). Rows the job does not use are warnings too. With `then` (the TOML file's
+    /// section and label, applied after the rows) a row is also ignored when the file applied
+    /// over it would leave the configuration invalid: the file wins, the night goes on.
     pub fn apply_cache_config(
         &mut self,
         rows: &[ConfigRow],
-    ) -> Result<Vec<ConfigWarning>, ConfigError> {
+        then: Option<(&TomlCatalog, &str)>,
+    ) -> Vec<ConfigWarning> {
         let mut warnings = Vec::new();
         for row in rows {
-            let source = format!("cache_config row {}/{}", row.name, row.key);
+            let mut candidate = self.clone();
+            let applied = candidate.apply_row(row, &mut warnings).and_then(|()| {
+                let mut effective = candidate.clone();
+                let checked = match then {
+                    Some((file, label)) => effective.apply_toml(file, label).map(|_| ()),
+                    None => effective.validate(),
+                };
+                checked.map_err(|e| ConfigError {
+                    source_name: row_source(row),
+                    message: e.message,
+                })
+            });
+            match applied {
+                Ok(()) => *self = candidate,
+                Err(e) => warnings.push(ConfigWarning {
+                    source: e.source_name,
+                    message: format!("{}; the row is ignored", e.message),
+                }),
+            }
+        }
+        warnings
+    }
+
+    /// Applies one `cache_config` row.
+    fn apply_row(
+        &mut self,
+        row: &ConfigRow,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Result<(), ConfigError> {
+        {
+            let source = row_source(row);
             let bad = |what: &str| ConfigError {
                 source_name: source.clone(),
                 message: format!("{what}, found {}", row.value),
@@ -368,7 +352,8 @@ impl CatalogConfig {
                         .as_u64()
                         .or_else(|| row.value.as_str().and_then(|s| s.trim().parse().ok()))
                         .ok_or_else(|| bad("expected a positive integer"))?;
-                    self.set_complete_limit(&row.key, limit as usize, &mut warnings, &source);
+                    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                    self.set_complete_limit(&row.key, limit, warnings, &source);
                 }
                 "banding" => {
                     let share = row
@@ -389,67 +374,7 @@ impl CatalogConfig {
                 }),
             }
         }
-        Ok(warnings)
-    }
-
-    /// Applies the TOML file's `[catalog]` section over the current values.
-    ///
-    /// # Errors
-    /// A `ConfigError` for an unknown band.
-    pub fn apply_toml(
-        &mut self,
-        file: &TomlCatalog,
-        label: &str,
-    ) -> Result<Vec<ConfigWarning>, ConfigError> {
-        let mut warnings = Vec::new();
-        let source = format!("{label} [catalog]");
-        if let Some(thresholds) = &file.market_cap_thresholds {
-            for (band, lower) in thresholds {
-                self.set_threshold(band, *lower)
-                    .map_err(|message| ConfigError {
-                        source_name: source.clone(),
-                        message,
-                    })?;
-            }
-        }
-        if let Some(themes) = &file.themes {
-            for (id, tickers) in themes {
-                self.themes.insert(id.clone(), tickers.clone());
-            }
-        }
-        if let Some(categories) = &file.etf_categories {
-            for (key, cat) in categories {
-                self.upsert_category(EtfCategory {
-                    key: key.clone(),
-                    name: cat.name.clone(),
-                    all: cat.include.is_empty(),
-                    include: cat.include.clone(),
-                    exclude: cat.exclude.clone(),
-                });
-            }
-        }
-        if let Some(limits) = &file.complete_limits {
-            for (key, limit) in limits {
-                self.set_complete_limit(key, *limit, &mut warnings, &source);
-            }
-        }
-        if let Some(days) = file.ipo_window_days {
-            self.ipo_window_days = days;
-        }
-        if let Some(days) = file.stale_close_days {
-            self.stale_close_days = days;
-        }
-        if let Some(banding) = &file.banding {
-            for (key, share) in banding {
-                self.banding
-                    .set(key, *share)
-                    .map_err(|message| ConfigError {
-                        source_name: source.clone(),
-                        message,
-                    })?;
-            }
-        }
-        Ok(warnings)
+        Ok(())
     }
 
     fn set_threshold(&mut self, band: &str, lower: i64) -> Result<(), String> {
@@ -504,25 +429,6 @@ impl CatalogConfig {
             }),
         }
     }
-
-    /// Checks that bands are strictly decreasing, so they stay disjoint.
-    ///
-    /// # Errors
-    /// Names the two bands out of order.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        for pair in self.market_cap_bands.windows(2) {
-            if pair[0].lower <= pair[1].lower {
-                return Err(ConfigError {
-                    source_name: "market_cap_thresholds".to_owned(),
-                    message: format!(
-                        "band `{}` (lower {}) must have a higher lower bound than `{}` (lower {})",
-                        pair[0].key, pair[0].lower, pair[1].key, pair[1].lower
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Title Case of a theme id, as the `themes` type's `name`: `ai` → `Ai`, `clean_energy` →
@@ -544,109 +450,12 @@ pub fn theme_display_name(id: &str) -> String {
         .join(" ")
 }
 
+mod ranges;
+mod toml_file;
+
+use ranges::row_source;
+pub use ranges::{MAX_DAYS, MAX_LIMIT};
+pub use toml_file::{parse_toml, TomlCatalog, TomlEtfCategory, TomlFile};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn row(name: &str, key: &str, value: Value) -> ConfigRow {
-        ConfigRow {
-            name: name.into(),
-            key: key.into(),
-            value,
-        }
-    }
-
-    #[test]
-    fn legacy_zero_micro_threshold_is_accepted() {
-        let mut config = CatalogConfig::default();
-        config
-            .apply_cache_config(&[row("market_cap_thresholds", "micro_cap", json!(0))])
-            .unwrap();
-        assert_eq!(config.market_cap_bands[4].lower, 0);
-        config.validate().unwrap();
-    }
-
-    #[test]
-    fn plain_string_category_only_renames() {
-        let mut config = CatalogConfig::default();
-        let warnings = config
-            .apply_cache_config(&[
-                row("etf_categories", "etf_growth", json!("Growth Funds")),
-                row("etf_categories", "etf_sectors", json!("Sector ETFs")),
-                row("industry_groups", "tech", json!(["x"])),
-            ])
-            .unwrap();
-        let growth = config
-            .etf_categories
-            .iter()
-            .find(|c| c.key == "etf_growth")
-            .unwrap();
-        assert_eq!(growth.name, "Growth Funds");
-        assert_eq!(growth.include, vec!["Growth".to_owned()]);
-        assert!(!config.etf_categories.iter().any(|c| c.key == "etf_sectors"));
-        assert_eq!(warnings.len(), 2);
-    }
-
-    #[test]
-    fn object_category_defines_a_new_one() {
-        let mut config = CatalogConfig::default();
-        config
-            .apply_cache_config(&[row(
-                "etf_categories",
-                "etf_dividend",
-                json!({"name": "Dividend ETFs", "include": ["Dividend"], "exclude": ["Bond"]}),
-            )])
-            .unwrap();
-        let cat = config
-            .etf_categories
-            .iter()
-            .find(|c| c.key == "etf_dividend")
-            .unwrap();
-        assert_eq!(cat.include, vec!["Dividend".to_owned()]);
-        assert!(!cat.all);
-    }
-
-    #[test]
-    fn unreadable_threshold_is_an_error_naming_the_row() {
-        let mut config = CatalogConfig::default();
-        let err = config
-            .apply_cache_config(&[row("market_cap_thresholds", "large_cap", json!(true))])
-            .unwrap_err();
-        assert!(err.to_string().contains("market_cap_thresholds/large_cap"));
-    }
-
-    #[test]
-    fn toml_overrides_rows() {
-        let file = parse_toml(
-            "test.toml",
-            "[catalog]\nmarket_cap_thresholds = { large_cap = 12000000000 }\nthemes = { quantum = [\"IONQ\"] }\n",
-        )
-        .unwrap();
-        let mut config = CatalogConfig::default();
-        config.apply_toml(&file.catalog, "test.toml").unwrap();
-        assert_eq!(config.market_cap_bands[1].lower, 12_000_000_000);
-        assert_eq!(config.themes["quantum"], vec!["IONQ".to_owned()]);
-    }
-
-    #[test]
-    fn bad_toml_names_the_file() {
-        let err = parse_toml("cfg.toml", "[catalog\n").unwrap_err();
-        assert!(err.to_string().contains("cfg.toml"));
-        let err = parse_toml("cfg.toml", "[catalog]\nbogus = 1\n").unwrap_err();
-        assert!(err.to_string().contains("bogus"));
-    }
-
-    #[test]
-    fn out_of_order_bands_are_refused() {
-        let mut config = CatalogConfig::default();
-        config.market_cap_bands[2].lower = 20_000_000_000;
-        assert!(config.validate().is_err());
-    }
-
-    #[test]
-    fn theme_names_are_title_case() {
-        assert_eq!(theme_display_name("ai"), "Ai");
-        assert_eq!(theme_display_name("clean_energy"), "Clean Energy");
-    }
-}
+mod tests;

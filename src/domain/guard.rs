@@ -3,11 +3,12 @@
 //! plan, the current rows and the input figures.
 
 use crate::domain::diff::{CurrentEntry, Delta, Op};
-use crate::domain::members::member_lists;
+use crate::domain::members::{member_lists, ListPath};
 use crate::domain::types::{EntryKey, Family};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Thresholds of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -94,9 +95,54 @@ impl GuardConfig {
                 merged.insert(k.clone(), v.clone());
             }
         }
-        merged
+        let config: GuardConfig = merged
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks each setting against its allowed range: shares in [0, 1], day counts not
+    /// negative.
+    ///
+    /// # Errors
+    /// Names the key, the value found and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut shares = vec![
+            (
+                "max_missing_close_share".to_owned(),
+                self.max_missing_close_share,
+            ),
+            (
+                "default.max_removed_share".to_owned(),
+                self.default.max_removed_share,
+            ),
+        ];
+        for (family, guard) in &self.families {
+            shares.push((
+                format!("families.{family}.max_removed_share"),
+                guard.max_removed_share,
+            ));
+        }
+        for (key, share) in shares {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!(
+                    "{key} = {share} is outside the allowed range [0, 1]"
+                ));
+            }
+        }
+        let days = [
+            ("max_as_of_lag_days", Some(self.max_as_of_lag_days)),
+            ("max_age_days", self.max_age_days),
+        ];
+        for (key, value) in days {
+            if let Some(days) = value.filter(|d| !(0..=MAX_GUARD_DAYS).contains(d)) {
+                return Err(format!(
+                    "{key} = {days} is outside the allowed range 0..={MAX_GUARD_DAYS} days"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn for_family(&self, family: Family) -> FamilyGuard {
@@ -106,6 +152,9 @@ impl GuardConfig {
             .unwrap_or(self.default)
     }
 }
+
+/// Longest lag or age a guard may allow: ten years (more would only overflow date arithmetic).
+pub const MAX_GUARD_DAYS: i64 = 3650;
 
 /// One tripped guard rail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,12 +245,22 @@ pub struct InputFreshness {
     pub active_without_close_on_as_of: usize,
 }
 
+/// The audited state of the entries whose live row differs from the log (drift): the value the
+/// log last recorded for each, `None` when the log holds none (a row inserted by hand).
+pub type AuditedDrift = HashMap<EntryKey, Option<Value>>;
+
 /// Every guard rail the plan trips, in a stable order. Empty means it may be applied.
+///
+/// Each delta is judged as the job's own change: from the audited state (`audited` for drifted
+/// rows, the live row otherwise) to the desired value. A hand edit never trips a guard by
+/// itself, and a hand-inserted row the job deletes is not counted as a deletion; a genuine mass
+/// change is refused whatever was edited.
 pub fn check(
     config: &GuardConfig,
     input: &InputFreshness,
     deltas: &[Delta],
     current: &[CurrentEntry],
+    audited: &AuditedDrift,
 ) -> Vec<Refusal> {
     let mut refusals = Vec::new();
     if let Some(latest) = input.latest_price_date {
@@ -234,30 +293,32 @@ pub fn check(
         }
     }
 
-    let sizes: HashMap<&EntryKey, usize> = current
-        .iter()
-        .map(|c| {
-            (
-                &c.key,
-                member_lists(&c.value).iter().map(|(_, m)| m.len()).sum(),
-            )
-        })
-        .collect();
+    let live: HashMap<&EntryKey, &Value> = current.iter().map(|c| (&c.key, &c.value)).collect();
     let mut deleted = Vec::new();
     for delta in deltas.iter().filter(|d| !d.change.duplicate_row) {
         let guard = config.for_family(delta.family);
-        let before = sizes.get(&delta.key).copied().unwrap_or(0);
-        if delta.op == Op::Delete {
+        // The job's own change runs from the audited state: for a drifted row the value the log
+        // last recorded, else the live row (which holds what the log says). Putting back what
+        // the log says is reconciliation, never a mass change.
+        let (before, removed, logged_delete) = match audited.get(&delta.key) {
+            Some(logged) => {
+                let logged = logged.as_ref();
+                let removed = removed_members(logged, delta.value_after.as_ref());
+                (logged, removed, logged.is_some())
+            }
+            None => {
+                let removed = delta.change.removed_tickers().len();
+                (live.get(&delta.key).copied(), removed, true)
+            }
+        };
+        if delta.op == Op::Delete && logged_delete {
             deleted.push(delta.key.to_string());
         }
-        if before == 0 || delta.op == Op::Create {
+        let before = before.map_or(0, member_count);
+        if before == 0 {
             continue;
         }
-        let after: usize = match &delta.value_after {
-            Some(v) => member_lists(v).iter().map(|(_, m)| m.len()).sum(),
-            None => 0,
-        };
-        let removed = delta.change.removed_tickers().len();
+        let after = delta.value_after.as_ref().map_or(0, member_count);
         if guard.refuse_empty && after == 0 {
             refusals.push(Refusal::WouldEmpty {
                 entry: delta.key.to_string(),
@@ -281,44 +342,34 @@ pub fn check(
     refusals
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guards_section_overrides_one_family_and_keeps_the_rest() {
-        let table: toml::Table = toml::from_str("max_deleted_entries = 9\n[families.market_cap]\nrefuse_empty = false\nmax_removed_share = 0.9\n").unwrap();
-        let config = GuardConfig::from_toml(&table).unwrap();
-        assert_eq!(config.max_deleted_entries, 9);
-        assert_eq!(config.for_family(Family::MarketCap).max_removed_share, 0.9);
-        assert_eq!(config.for_family(Family::Ipos).max_removed_share, 1.0);
-    }
-
-    #[test]
-    fn unknown_guard_keys_and_families_are_errors() {
-        let table: toml::Table = toml::from_str("bogus = 1\n").unwrap();
-        assert!(GuardConfig::from_toml(&table)
-            .unwrap_err()
-            .contains("bogus"));
-        let table: toml::Table =
-            toml::from_str("[families.nope]\nrefuse_empty = true\nmax_removed_share = 0.1\n")
-                .unwrap();
-        assert!(GuardConfig::from_toml(&table).unwrap_err().contains("nope"));
-    }
-
-    #[test]
-    fn stale_and_incomplete_inputs_are_refused() {
-        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
-        let input = InputFreshness {
-            as_of: day(1),
-            latest_price_date: Some(day(20)),
-            today: day(20),
-            active_symbols: 100,
-            active_without_close_on_as_of: 50,
-        };
-        let refusals = check(&GuardConfig::default(), &input, &[], &[]);
-        assert!(matches!(refusals[0], Refusal::StaleAsOf { .. }));
-        assert!(matches!(refusals[1], Refusal::ImportIncomplete { .. }));
-        assert_eq!(refusals.len(), 2);
-    }
+/// Members across a value's lists.
+fn member_count(value: &Value) -> usize {
+    member_lists(value).iter().map(|(_, m)| m.len()).sum()
 }
+
+/// Tickers some list of `before` holds that the same list of `after` does not (deduplicated
+/// across lists, as `EntryChange::removed_tickers` counts them).
+fn removed_members(before: Option<&Value>, after: Option<&Value>) -> usize {
+    let Some(before) = before else { return 0 };
+    let after: HashMap<ListPath, HashSet<&str>> = after
+        .map(|v| {
+            member_lists(v)
+                .into_iter()
+                .map(|(path, m)| (path, m.iter().map(|m| m.ticker).collect()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut removed = HashSet::new();
+    for (path, members) in member_lists(before) {
+        let kept = after.get(&path);
+        for m in members {
+            if !kept.is_some_and(|k| k.contains(m.ticker)) {
+                removed.insert(m.ticker);
+            }
+        }
+    }
+    removed.len()
+}
+
+#[cfg(test)]
+mod tests;

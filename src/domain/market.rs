@@ -52,6 +52,10 @@ pub struct MarketSnapshot {
     pub as_of: NaiveDate,
     pub symbols: Vec<SymbolRow>,
     pub closes: Vec<Option<LatestClose>>,
+    /// Stored values that could not be read as their column's type (text in a numeric
+    /// column, a number beyond its type, an impossible date), by column. Each was read as
+    /// missing; the run report counts them.
+    pub unreadable: std::collections::BTreeMap<String, usize>,
 }
 
 impl MarketSnapshot {

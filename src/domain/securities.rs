@@ -89,6 +89,10 @@ pub struct InputReport {
     pub excluded: BTreeMap<String, usize>,
     /// Fields written as "Unknown", by field.
     pub defaulted: BTreeMap<String, usize>,
+    /// Stored values that could not be read as their column's type (text in a numeric column,
+    /// a number beyond its type, an impossible date), by column; each was read as missing and
+    /// the rules above then excluded or defaulted its row.
+    pub unreadable: BTreeMap<String, usize>,
 }
 
 impl InputReport {
@@ -217,10 +221,23 @@ fn market_cap(
     }
 }
 
+/// An ETF's assets under management when plausible: finite, not negative, and at most the
+/// largest plausible market cap once in dollars. Anything else is dropped (counted), so it can
+/// neither rank an ETF nor overflow a size.
+fn aum_millions(row: &SymbolRow, report: &mut InputReport, counted: bool) -> Option<f64> {
+    let aum = row.aum_millions?;
+    let plausible = aum.is_finite() && (0.0..=MAX_PLAUSIBLE_CAP / 1e6).contains(&aum);
+    if !plausible && counted {
+        InputReport::count(&mut report.excluded, "absurd_aum_millions");
+    }
+    plausible.then_some(aum)
+}
+
 /// Cleans the snapshot. Deterministic: the output depends only on the snapshot and config.
 pub fn normalize(snapshot: &MarketSnapshot, config: &CatalogConfig) -> Securities {
     let mut report = InputReport {
         symbol_rows: snapshot.symbols.len(),
+        unreadable: snapshot.unreadable.clone(),
         ..InputReport::default()
     };
     // Group rows by normalised ticker; among duplicates the row already written canonically
@@ -285,7 +302,7 @@ pub fn normalize(snapshot: &MarketSnapshot, config: &CatalogConfig) -> Securitie
             market_cap: cap,
             cap_source,
             list_date: row.list_date,
-            aum_millions: row.aum_millions.filter(|a| a.is_finite()),
+            aum_millions: aum_millions(row, &mut report, counted && kind == SecurityKind::Etf),
         });
     }
     report.securities = all.len();
@@ -331,6 +348,7 @@ mod tests {
             as_of: date("2026-03-02"),
             closes: rows.iter().map(|(_, c)| *c).collect(),
             symbols: rows.into_iter().map(|(r, _)| r).collect(),
+            ..MarketSnapshot::default()
         }
     }
 

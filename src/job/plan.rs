@@ -12,12 +12,13 @@ use crate::domain::diff::{
     diff, mark_held, previous_records, CurrentEntry, Delta, LiveRowFacts, Op,
 };
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
-use crate::domain::guard::{self, GuardConfig, InputFreshness, Refusal};
+use crate::domain::guard::{self, AuditedDrift, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
 use crate::domain::reasons::{ReasonCode, ReasonContext};
 use crate::domain::replay::ReplayedCatalog;
 use crate::domain::securities::{normalize, InputReport};
 use crate::domain::types::{EntryKey, Family, FamilySelection};
+use crate::history;
 use crate::report::{
     plan_id, DeltaLine, FamilySummary, HeldLine, PlanReport, RunOutcome, RunReport, RunStatus,
     StepTimings,
@@ -42,6 +43,8 @@ pub struct Plan {
     pub deltas: Vec<Delta>,
     /// Entries found edited, deleted or inserted outside the job.
     pub drift: Vec<EntryKey>,
+    /// What the log last recorded for each drifted entry: the state guard rails judge from.
+    pub audited: AuditedDrift,
     /// Rows loaded only because their row version moved, found to hold what the log says.
     pub recheck: Vec<EntryKey>,
     pub violations: Vec<Violation>,
@@ -65,7 +68,13 @@ impl Plan {
     /// The guard rails this plan trips. A rollback restores a past state on purpose: only the
     /// mass-change guards apply to it.
     pub fn refusals(&self, guards: &GuardConfig, rollback: bool) -> Vec<Refusal> {
-        let mut refusals = guard::check(guards, &self.freshness, &self.deltas, &self.current);
+        let mut refusals = guard::check(
+            guards,
+            &self.freshness,
+            &self.deltas,
+            &self.current,
+            &self.audited,
+        );
         if rollback {
             refusals.retain(|r| !r.is_about_input());
         }
@@ -180,7 +189,11 @@ fn effective_config(
     job: &JobConfig,
 ) -> Result<(CatalogConfig, Vec<ConfigWarning>), ConfigError> {
     let mut config = CatalogConfig::default();
-    let mut warnings = config.apply_cache_config(rows)?;
+    let file = job
+        .toml
+        .as_ref()
+        .map(|(label, f)| (&f.catalog, label.as_str()));
+    let mut warnings = config.apply_cache_config(rows, file);
     if let Some((label, file)) = &job.toml {
         warnings.extend(config.apply_toml(&file.catalog, label)?);
     }
@@ -271,7 +284,7 @@ pub(super) async fn prepare(
     let started = Instant::now();
     // Configuration first: a bad file or row is reported even before any data exists.
     let rows = tx.load_config_rows(&job.environment).await?;
-    let (config, warnings) = effective_config(&rows, job)?;
+    let (config, mut warnings) = effective_config(&rows, job)?;
     let latest = tx.latest_price_date().await?;
     let as_of = request.as_of.or(latest).ok_or(RunError::NoPrices)?;
     let config_hash = hash_serializable(&config);
@@ -296,6 +309,8 @@ pub(super) async fn prepare(
         early_heads = Some(heads);
         compute_catalog_banded(&securities, &config, &selection, &incumbents)
     };
+    // Shortened keys are part of what a plan shows, before anything is written.
+    warnings.extend(catalog.shortened.warnings());
     if let Some(target) = target {
         // A rollback's desired state is the replayed one, over every scope owned now or then.
         catalog.entries = target
@@ -333,6 +348,17 @@ pub(super) async fn prepare(
     let rows = tx.load_rows(&job.environment, &scopes).await?;
     let loaded = load_current(tx, &rows, &heads, &catalog).await?;
     let (current, unchanged, drift) = (loaded.current, loaded.unchanged, loaded.drift);
+    // Only entries the log holds a value for have an audited value to read back.
+    let logged: Vec<EntryKey> = drift
+        .iter()
+        .filter(|k| heads.get(*k).is_some_and(|h| h.hash.is_some()))
+        .cloned()
+        .collect();
+    let mut values = history::logged_values(tx, &job.environment, &logged).await?;
+    let audited: AuditedDrift = drift
+        .iter()
+        .map(|k| (k.clone(), values.remove(k)))
+        .collect();
     let previous_hash = tx.last_config_hash(&job.environment).await?;
     let constraints = tx.unique_constraints().await?;
     let identities = tx.load_identities().await?;
@@ -415,6 +441,7 @@ pub(super) async fn prepare(
         current,
         deltas,
         drift,
+        audited,
         recheck: loaded.recheck,
         violations,
         collisions: found,

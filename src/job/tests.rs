@@ -54,6 +54,7 @@ fn market(as_of: NaiveDate, stocks: i64) -> MarketSnapshot {
         as_of,
         symbols,
         closes,
+        ..MarketSnapshot::default()
     }
 }
 

@@ -11,6 +11,7 @@
 //! | time arithmetic | `extract(epoch from …)` | `julianday` |
 //! | JSON functions | `->>`, `jsonb_*`, `jsonb_path_exists` | `json_extract`, `json_*`, `json_each` |
 //! | latest close per symbol | `left join lateral` | a correlated primary-key probe |
+//! | a date as text | `to_char(…, 'YYYY-MM-DD')` | the stored text |
 //! | row digest | `xmin/ctid` (the row version) | BLAKE3 of the stored text |
 //! | unique constraints | `pg_index` | `pragma_index_list` |
 //! | parameters per statement | 65 535 | 32 766 |
@@ -131,6 +132,15 @@ impl Dialect {
             ),
         });
         sql.push(&format!("({})", mentions.join(" or ")));
+    }
+
+    /// The date in `column` as `YYYY-MM-DD` text: whatever the session's `DateStyle` on
+    /// PostgreSQL; the stored text on SQLite, which may be anything (the caller parses it).
+    pub fn date_text(self, column: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("to_char({column}, 'YYYY-MM-DD')"),
+            Dialect::Sqlite => format!("cast({column} as text)"),
+        }
     }
 
     /// `symbols s` joined to its latest close `c` on or before the date in `as_of` (a

@@ -4,12 +4,13 @@
 
 use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
+use super::log_reader;
 use super::prices;
-use super::rows::{market_row, parse_hash, MarketRow};
+use super::rows::{market_row, parse_hash, MarketRow, Unreadable};
 use super::sql::{fetch_chunked, Conn};
 use super::{
-    AppendedRun, EntryHead, EventLog, LockOutcome, NewRun, QueryContext, RowIdentity, RunTx,
-    StoreError, StoredRow, UniqueConstraint,
+    AppendedRun, Checkpoint, EntryHead, EventFilter, EventLog, LockOutcome, LoggedEvent, NewRun,
+    QueryContext, RowIdentity, RunTx, StoreError, StoredRow, UniqueConstraint,
 };
 use crate::domain::config::ConfigRow;
 use crate::domain::diff::{CurrentEntry, Delta};
@@ -70,11 +71,16 @@ impl RunTx for SqlTx {
             .fetch_all(conn)
             .await
             .during("loading symbols and latest closes")?;
-        let (symbols, closes) = rows.into_iter().map(market_row).unzip();
+        let mut unreadable = Unreadable::new();
+        let (symbols, closes) = rows
+            .into_iter()
+            .map(|row| market_row(row, &mut unreadable))
+            .unzip();
         let snapshot = MarketSnapshot {
             as_of,
             symbols,
             closes,
+            unreadable,
         };
         Ok(snapshot)
     }
@@ -204,6 +210,23 @@ impl RunTx for SqlTx {
         environment: &str,
     ) -> Result<HashMap<EntryKey, EntryHead>, StoreError> {
         entry_heads(&mut self.conn(), environment).await
+    }
+
+    async fn read_events(
+        &mut self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        log_reader::read_events(&mut self.conn(), environment, filter).await
+    }
+
+    async fn checkpoint_before(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+        key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        log_reader::checkpoint_before(&mut self.conn(), environment, run_id, key).await
     }
 
     async fn append_run(

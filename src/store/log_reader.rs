@@ -3,6 +3,7 @@
 
 use super::database::SqlStore;
 use super::rows::{parse_family, parse_hash, parse_op};
+use super::sql::Conn;
 use super::{
     Checkpoint, EventFilter, LogReader, LoggedEvent, QueryContext, RunSummary, StoreError,
 };
@@ -83,55 +84,7 @@ impl LogReader for SqlStore {
         environment: &str,
         filter: &EventFilter,
     ) -> Result<Vec<LoggedEvent>, StoreError> {
-        let mut pooled = self.acquire().await?;
-        let conn = &mut pooled.conn();
-        let mut sql = conn.sql(
-            "select seq, run_id, entry_type, entry_name, entry_key, version, op, family,
-                    hash_before, hash_after, change, recorded_at
-             from cache_sync_event where environment = ",
-        );
-        sql.push_bind(environment);
-        if let Some(key) = &filter.key {
-            push_entry(&mut sql, key);
-        }
-        if let Some(run) = filter.after_run {
-            sql.push(" and run_id > ").push_bind(run.0);
-        }
-        if let Some(run) = filter.up_to_run {
-            sql.push(" and run_id <= ").push_bind(run.0);
-        }
-        if let Some(symbol) = &filter.symbol {
-            sql.push(" and ");
-            conn.dialect().push_change_mentions(&mut sql, symbol);
-        }
-        sql.push(if filter.newest_first {
-            " order by seq desc"
-        } else {
-            " order by seq"
-        });
-        if let Some(limit) = filter.limit {
-            sql.push(" limit ").push_bind(limit);
-        }
-        let rows: Vec<EventRow> = sql.fetch_all(conn).await.during("reading events")?;
-        rows.into_iter()
-            .map(
-                |(seq, run_id, t, n, k, version, op, family, before, after, change, at)| {
-                    Ok(LoggedEvent {
-                        seq,
-                        run_id: RunId(run_id),
-                        key: EntryKey::new(t, n, k),
-                        version,
-                        op: parse_op(&op)?,
-                        family: parse_family(&family)?,
-                        hash_before: parse_hash(before)?,
-                        hash_after: parse_hash(after)?,
-                        // Parsed straight into the typed change: replay reads thousands.
-                        change: change.0,
-                        recorded_at: at,
-                    })
-                },
-            )
-            .collect()
+        read_events(&mut self.acquire().await?.conn(), environment, filter).await
     }
 
     async fn checkpoint_before(
@@ -140,53 +93,7 @@ impl LogReader for SqlStore {
         run_id: RunId,
         key: Option<&EntryKey>,
     ) -> Result<Option<Checkpoint>, StoreError> {
-        let mut pooled = self.acquire().await?;
-        let conn = &mut pooled.conn();
-        let found: Option<(i64, i64)> = conn
-            .sql(
-                "select run_id, max(last_seq) from cache_sync_checkpoint
-                 where environment = $1 and run_id <= $2
-                 group by run_id order by run_id desc limit 1",
-            )
-            .bind(environment)
-            .bind(run_id.0)
-            .fetch_optional(conn)
-            .await
-            .during("finding a checkpoint")?;
-        let Some((checkpoint_run, last_seq)) = found else {
-            return Ok(None);
-        };
-        let mut sql = conn.sql(
-            "select entry_type, entry_name, entry_key, family, value, hash
-             from cache_sync_checkpoint where environment = ",
-        );
-        sql.push_bind(environment)
-            .push(" and run_id = ")
-            .push_bind(checkpoint_run);
-        if let Some(key) = key {
-            push_entry(&mut sql, key);
-        }
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            Json<serde_json::Value>,
-            String,
-        )> = sql.fetch_all(conn).await.during("reading a checkpoint")?;
-        let entries = rows
-            .into_iter()
-            .map(|(t, n, k, family, Json(value), hash)| {
-                let hash = parse_hash(Some(hash))?
-                    .ok_or_else(|| StoreError::Corrupt("a checkpoint without hash".to_owned()))?;
-                Ok((EntryKey::new(t, n, k), parse_family(&family)?, value, hash))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Some(Checkpoint {
-            run_id: RunId(checkpoint_run),
-            last_seq,
-            entries,
-        }))
+        checkpoint_before(&mut self.acquire().await?.conn(), environment, run_id, key).await
     }
 
     async fn live_value(
@@ -211,4 +118,113 @@ impl LogReader for SqlStore {
             .during("reading a live value")?;
         Ok(value.map(|(Json(v),)| v))
     }
+}
+
+/// Logged events of `environment` (the `LogReader` role, and a run reading its own log).
+pub(super) async fn read_events(
+    conn: &mut Conn<'_>,
+    environment: &str,
+    filter: &EventFilter,
+) -> Result<Vec<LoggedEvent>, StoreError> {
+    let mut sql = conn.sql(
+        "select seq, run_id, entry_type, entry_name, entry_key, version, op, family,
+                hash_before, hash_after, change, recorded_at
+         from cache_sync_event where environment = ",
+    );
+    sql.push_bind(environment);
+    if let Some(key) = &filter.key {
+        push_entry(&mut sql, key);
+    }
+    if let Some(run) = filter.after_run {
+        sql.push(" and run_id > ").push_bind(run.0);
+    }
+    if let Some(run) = filter.up_to_run {
+        sql.push(" and run_id <= ").push_bind(run.0);
+    }
+    if let Some(symbol) = &filter.symbol {
+        sql.push(" and ");
+        conn.dialect().push_change_mentions(&mut sql, symbol);
+    }
+    sql.push(if filter.newest_first {
+        " order by seq desc"
+    } else {
+        " order by seq"
+    });
+    if let Some(limit) = filter.limit {
+        sql.push(" limit ").push_bind(limit);
+    }
+    let rows: Vec<EventRow> = sql.fetch_all(conn).await.during("reading events")?;
+    rows.into_iter()
+        .map(
+            |(seq, run_id, t, n, k, version, op, family, before, after, change, at)| {
+                Ok(LoggedEvent {
+                    seq,
+                    run_id: RunId(run_id),
+                    key: EntryKey::new(t, n, k),
+                    version,
+                    op: parse_op(&op)?,
+                    family: parse_family(&family)?,
+                    hash_before: parse_hash(before)?,
+                    hash_after: parse_hash(after)?,
+                    // Parsed straight into the typed change: replay reads thousands.
+                    change: change.0,
+                    recorded_at: at,
+                })
+            },
+        )
+        .collect()
+}
+
+/// The newest checkpoint at or before `run_id` (only `key`'s row when given).
+pub(super) async fn checkpoint_before(
+    conn: &mut Conn<'_>,
+    environment: &str,
+    run_id: RunId,
+    key: Option<&EntryKey>,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let found: Option<(i64, i64)> = conn
+        .sql(
+            "select run_id, max(last_seq) from cache_sync_checkpoint
+             where environment = $1 and run_id <= $2
+             group by run_id order by run_id desc limit 1",
+        )
+        .bind(environment)
+        .bind(run_id.0)
+        .fetch_optional(conn)
+        .await
+        .during("finding a checkpoint")?;
+    let Some((checkpoint_run, last_seq)) = found else {
+        return Ok(None);
+    };
+    let mut sql = conn.sql(
+        "select entry_type, entry_name, entry_key, family, value, hash
+         from cache_sync_checkpoint where environment = ",
+    );
+    sql.push_bind(environment)
+        .push(" and run_id = ")
+        .push_bind(checkpoint_run);
+    if let Some(key) = key {
+        push_entry(&mut sql, key);
+    }
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        String,
+        Json<serde_json::Value>,
+        String,
+    )> = sql.fetch_all(conn).await.during("reading a checkpoint")?;
+    let entries = rows
+        .into_iter()
+        .map(|(t, n, k, family, Json(value), hash)| {
+            let hash = parse_hash(Some(hash))?
+                .ok_or_else(|| StoreError::Corrupt("a checkpoint without hash".to_owned()))?;
+            Ok((EntryKey::new(t, n, k), parse_family(&family)?, value, hash))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(Checkpoint {
+        run_id: RunId(checkpoint_run),
+        last_seq,
+        entries,
+    }))
 }

@@ -39,12 +39,18 @@ pub fn market_snapshot(dialect: Dialect, as_of: NaiveDate) -> Sql {
     let mut sql = Sql::new(dialect, "");
     let as_of_param = sql.param(as_of);
     let join = dialect.latest_close_join(&as_of_param);
+    let (list_date, close_date) = (
+        dialect.date_text("s.list_date"),
+        dialect.date_text("c.date"),
+    );
+    // Every column as text: see `rows::MarketRow`.
     sql.push(&format!(
-        "select s.symbol, s.name, s.type, s.active, cast(s.market_cap as bigint) as market_cap,
-                cast(s.weighted_shares_outstanding as bigint) as shares, s.primary_exchange,
-                s.market, s.sector, s.industry, s.list_date, s.etf_type, s.issuer,
-                cast(s.aum_millions as double precision) as aum_millions,
-                c.date as close_date, cast(c.close as double precision) as close
+        "select cast(s.symbol as text), cast(s.name as text), cast(s.type as text),
+                cast(s.active as text), cast(s.market_cap as text),
+                cast(s.weighted_shares_outstanding as text), cast(s.primary_exchange as text),
+                cast(s.market as text), cast(s.sector as text), cast(s.industry as text),
+                {list_date}, cast(s.etf_type as text), cast(s.issuer as text),
+                cast(s.aum_millions as text), {close_date}, cast(c.close as text)
          from {join}"
     ));
     sql

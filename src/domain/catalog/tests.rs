@@ -111,6 +111,7 @@ fn snapshot(rows: &[Row]) -> MarketSnapshot {
         as_of: as_of(),
         symbols: rows.iter().map(|r| r.0.clone()).collect(),
         closes: rows.iter().map(|r| r.1).collect(),
+        ..MarketSnapshot::default()
     }
 }
 
@@ -237,13 +238,14 @@ fn every_band_is_written_even_when_empty() {
 #[test]
 fn a_zero_micro_threshold_puts_every_positive_cap_below_small_cap_in_micro_cap() {
     let mut config = CatalogConfig::default();
-    config
-        .apply_cache_config(&[crate::domain::config::ConfigRow {
+    config.apply_cache_config(
+        &[crate::domain::config::ConfigRow {
             name: "market_cap_thresholds".to_owned(),
             key: "micro_cap".to_owned(),
             value: json!(0),
-        }])
-        .unwrap();
+        }],
+        None,
+    );
     let c = catalog_with(
         &[
             cs("ONE", 1),
@@ -743,13 +745,14 @@ fn a_detailed_etf_value_holds_count_and_records_sorted_by_ticker() {
 #[test]
 fn a_renamed_etf_category_is_written_under_its_new_display_name() {
     let mut config = CatalogConfig::default();
-    config
-        .apply_cache_config(&[crate::domain::config::ConfigRow {
+    config.apply_cache_config(
+        &[crate::domain::config::ConfigRow {
             name: "etf_categories".to_owned(),
             key: "etf_growth".to_owned(),
             value: json!("Growth Funds"),
-        }])
-        .unwrap();
+        }],
+        None,
+    );
     let c = catalog_with(&etf_market(), &config);
     assert_eq!(
         entry(&c, "etf_universe/Growth Funds/etf_growth"),

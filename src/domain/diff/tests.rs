@@ -85,6 +85,7 @@ fn securities(rows: Vec<SymbolRow>) -> Securities {
             })
             .collect(),
         symbols: rows,
+        ..MarketSnapshot::default()
     };
     normalize(&snapshot, &CatalogConfig::default())
 }

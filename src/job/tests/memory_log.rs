@@ -10,8 +10,8 @@ use crate::domain::fingerprint::ContentHash;
 use crate::domain::market::MarketSnapshot;
 use crate::domain::types::{EntryKey, Family, RunId, Scope};
 use crate::store::{
-    AppendedRun, EntryHead, EventLog, LockOutcome, NewRun, RowIdentity, RunStatus, RunTx,
-    StoreError, StoredRow, UniqueConstraint,
+    AppendedRun, Checkpoint, EntryHead, EventFilter, EventLog, LockOutcome, LoggedEvent, NewRun,
+    RowIdentity, RunStatus, RunTx, StoreError, StoredRow, UniqueConstraint,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -30,8 +30,8 @@ pub struct Contents {
     pub rows: Vec<(i64, EntryKey, serde_json::Value)>,
     pub heads: HashMap<EntryKey, EntryHead>,
     pub runs: Vec<(RunId, NewRun)>,
-    /// `(seq, run, entry)` of every appended event.
-    pub events: Vec<(i64, RunId, EntryKey)>,
+    /// Every appended event.
+    pub events: Vec<LoggedEvent>,
     pub outbox: Vec<(RunId, OutgoingEvent)>,
     pub checkpoints: Vec<RunId>,
     /// The last row id handed out: ids are never reused, as with a serial column.
@@ -315,7 +315,19 @@ impl RunTx for MemoryTx {
         let mut seqs = Vec::new();
         for d in deltas {
             let seq = self.contents.events.len() as i64 + 1;
-            self.contents.events.push((seq, run_id, d.key.clone()));
+            let version = self.contents.heads.get(&d.key).map_or(0, |h| h.version) + 1;
+            self.contents.events.push(LoggedEvent {
+                seq,
+                run_id,
+                key: d.key.clone(),
+                version,
+                op: d.op,
+                family: d.family,
+                hash_before: d.hash_before,
+                hash_after: d.hash_after,
+                change: d.change.clone(),
+                recorded_at: run.started_at,
+            });
             seqs.push(seq);
             if !d.change.duplicate_row {
                 let version = self.contents.heads.get(&d.key).map_or(0, |h| h.version) + 1;
@@ -331,6 +343,34 @@ impl RunTx for MemoryTx {
         self.record_digests(deltas.iter().map(|d| &d.key).chain(recheck));
         self.contents.runs.push((run_id, run.clone()));
         Ok(AppendedRun { run_id, seqs })
+    }
+
+    async fn read_events(
+        &mut self,
+        _environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        enter(&self.shared, "read_events")?;
+        // Only what the job's own reads ask: one entry's events, oldest first.
+        Ok(self
+            .contents
+            .events
+            .iter()
+            .filter(|e| filter.key.as_ref().is_none_or(|k| *k == e.key))
+            .filter(|e| filter.after_run.is_none_or(|r| e.run_id > r))
+            .cloned()
+            .collect())
+    }
+
+    async fn checkpoint_before(
+        &mut self,
+        _environment: &str,
+        _run_id: RunId,
+        _key: Option<&EntryKey>,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        enter(&self.shared, "checkpoint_before")?;
+        // Checkpoints hold no values here: replay folds every event.
+        Ok(None)
     }
 
     async fn append_outbox(
