@@ -64,6 +64,7 @@ fn snapshot_of_day(
         as_of: market.date_of_day(day),
         symbols,
         closes,
+        unreadable: Default::default(),
     }
 }
 

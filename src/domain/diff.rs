@@ -4,7 +4,7 @@
 
 use crate::domain::catalog::Catalog;
 use crate::domain::fingerprint::{hash_value, ContentHash};
-use crate::domain::members::{member_lists, scalar_fields, ListPath, Member};
+use crate::domain::members::{member_lists, scalar_fields, ListPath};
 use crate::domain::reasons::{Reason, ReasonCode, ReasonContext};
 use crate::domain::types::{EntryKey, Family};
 use serde::{Deserialize, Serialize};
@@ -440,8 +440,8 @@ pub fn previous_records(current: &[CurrentEntry]) -> HashMap<String, Value> {
 
 mod held;
 mod lists;
-use lists::{list_delta, same_shape};
 pub use held::{mark_held, HeldMember};
+use lists::{list_delta, same_shape};
 
 #[cfg(test)]
 mod tests;

@@ -235,6 +235,7 @@ async fn killed_and_aborted_runs_leave_no_gap_in_seq_or_run_ids(backend: Backend
         finished_at: chrono::Utc::now(),
         outcome: day1.outcome.clone(),
         error: None,
+        job_id: "aborted-in-test".to_owned(),
     };
     tx.append_run(&record, &[], &[]).await.unwrap();
     tx.rollback().await.unwrap();

@@ -15,6 +15,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRng, TestRunner};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::job::JobConfig;
 
 /// A 99-character industry with one `&`: its slug (`&` → `and`) is 101 characters.
@@ -28,7 +29,7 @@ fn long_industry() -> String {
 
 /// The longest name and key written to `cache_entries` (characters, as varchar counts them).
 async fn longest_identity(db: &TestDb) -> (i64, i64) {
-    db.sql("select max(length(name)), max(length(key)) from cache_entries")
+    db.sql("select cast(max(length(name)) as bigint), cast(max(length(key)) as bigint) from cache_entries")
         .fetch_one::<(i64, i64)>()
         .await
 }
@@ -218,7 +219,7 @@ async fn a_bad_setting_is_refused_at_load_with_exit_2(backend: Backend) {
         "{stderr}"
     );
 
-    let dir = std::env::temp_dir().join(format!("cache-sync-settings-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{}-settings", db.name));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, body, expected) in [
         (
@@ -267,13 +268,20 @@ on_both_stores!(a_bad_setting_is_refused_at_load_with_exit_2);
 /// the close must meet the closed pipe.
 async fn events_into_a_closed_pipe_end_quietly(backend: Backend) {
     let db = TestDb::on(backend).await;
-    db.load(&small_market(1203, 2), 1).await;
+    // A market big enough that its first night's events are over two pipe buffers (64 KiB each).
+    let market = SyntheticMarket::generate(&FixtureParams {
+        stocks: 5000,
+        etfs: 400,
+        days: 1,
+        ..FixtureParams::default()
+    });
+    db.load(&market, 1).await;
     db.run().await;
     let all = cache_sync_cli(&db, &["events", "--limit", "100000", "--format", "json"]);
     assert_eq!(all.status.code(), Some(0), "{}", describe(&all));
     assert!(
-        all.stdout.len() > 1 << 20,
-        "more than a pipe buffers: {}",
+        all.stdout.len() > 2 * (64 << 10),
+        "more than two pipe buffers of 64 KiB: {}",
         all.stdout.len()
     );
 
@@ -536,8 +544,9 @@ async fn hostile_rows_never_fail_a_run_nor_touch_rows_outside_owned_scopes(backe
         }
         for (name, key, value) in draw(hostile_config_rows(), seed) {
             db.sql(
+                // A drawn (name, key) may repeat an earlier one: the table keeps one row each.
                 "insert into cache_entries (type, name, key, value, environment)
-                 values ('cache_config', $1, $2, $3, 'DEFAULT')",
+                 values ('cache_config', $1, $2, $3, 'DEFAULT') on conflict do nothing",
             )
             .bind(name)
             .bind(key)

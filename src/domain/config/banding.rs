@@ -105,28 +105,35 @@ mod tests {
             value,
         };
         let mut config = CatalogConfig::default();
-        let warnings = config
-            .apply_cache_config(&[
+        let warnings = config.apply_cache_config(
+            &[
                 row("market_cap", json!(0.05)),
                 row("market_leaders", json!("0.1")),
-            ])
-            .unwrap();
+            ],
+            None,
+        );
         assert!(warnings.is_empty());
         assert_eq!(config.banding.market_cap, 0.05);
         assert_eq!(config.banding.market_leaders, 0.1);
-        let err = config
-            .apply_cache_config(&[row("market_cap", json!(1.5))])
-            .unwrap_err()
-            .to_string();
+        // A bad row is data, not a setting: ignored with a warning naming it, the share kept.
+        let warnings = config.apply_cache_config(&[row("market_cap", json!(1.5))], None);
+        let [warning] = warnings.as_slice() else {
+            panic!("one warning: {warnings:?}")
+        };
+        let text = format!("{}: {}", warning.source, warning.message);
         assert!(
-            err.contains("cache_config row banding/market_cap") && err.contains("[0, 1)"),
-            "{err}"
+            text.contains("cache_config row banding/market_cap") && text.contains("[0, 1)"),
+            "{text}"
         );
-        let err = config
-            .apply_cache_config(&[row("market_cap", json!(true))])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("banding/market_cap"), "{err}");
+        assert_eq!(config.banding.market_cap, 0.05);
+        let warnings = config.apply_cache_config(&[row("market_cap", json!(true))], None);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.source.contains("banding/market_cap")),
+            "{warnings:?}"
+        );
+        assert_eq!(config.banding.market_cap, 0.05);
     }
 
     #[test]

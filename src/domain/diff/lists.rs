@@ -2,7 +2,7 @@
 
 use super::{AddedMember, ChangedMember, ListDelta, RemovedMember};
 use crate::domain::members::{member_lists, ListPath, Member};
-use crate::domain::reasons::{Reason, ReasonCode, ReasonContext};
+use crate::domain::reasons::{ReasonCode, ReasonContext};
 use crate::domain::types::Family;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};

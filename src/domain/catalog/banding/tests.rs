@@ -42,6 +42,7 @@ fn market(caps: &[(&str, i64)], config: &CatalogConfig) -> Securities {
         as_of: as_of(),
         symbols,
         closes,
+        unreadable: Default::default(),
     };
     normalize(&snapshot, config)
 }

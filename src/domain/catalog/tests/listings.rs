@@ -304,7 +304,6 @@ fn the_combo_holds_the_top_fifty_stocks_then_the_essential_etfs_present() {
     assert_eq!(members(detailed)[50..], strings(&["QQQ", "SPY"]));
 }
 
-
 // ---------------------------------------------------------------- inactive symbols
 
 #[test]
