@@ -81,7 +81,7 @@ impl RunMode {
         }
     }
 
-    /// The label the run's notices (`cache_sync_triggered`, `phase_started`) carry: the API's
+    /// The label the run's notices (`cache_sync_triggered`, `cache_sync_started`) carry: the API's
     /// mode name, or what the run covers (`full`, the families, `rollback`).
     pub fn label(&self) -> String {
         match self {
