@@ -278,9 +278,3 @@ fn write_out(text: &str) -> Result<(), CliError> {
             _ => CliError::Output(e),
         })
 }
-
-/// A job id for a run started from the command line: a UUID like an API job's, so events and
-/// the app's error log name every run the same way (`triggered_by` tells them apart).
-fn cli_job_id() -> String {
-    crate::job::new_job_id()
-}

@@ -158,11 +158,6 @@ pub trait EventLog: Send + Sync {
     /// Only looks (PostgreSQL's lock table; SQLite's marker file, see `sqlite.rs`): it never
     /// takes the lock, so a run starting at the same moment cannot fail because of it.
     async fn writer_lock_holder(&self) -> Result<Option<String>, StoreError>;
-
-    /// Whether another session holds the writer lock right now (see `writer_lock_holder`).
-    async fn writer_lock_held(&self) -> Result<bool, StoreError> {
-        Ok(self.writer_lock_holder().await?.is_some())
-    }
 }
 
 /// One open transaction of a run. Dropped without `commit`, it rolls back.

@@ -2,16 +2,14 @@
 //! `rollback` and `verify`.
 
 use super::progress::StepBar;
-use super::{
-    cli_job_id, connect, job_config, print, progress_wanted, publisher, render, CliError, Exit,
-};
+use super::{connect, job_config, print, progress_wanted, publisher, render, CliError, Exit};
 use crate::config::{Config, PlanArgs, RunArgs};
 use crate::domain::notices::{Category, Failure, JobFacts, Severity};
 use crate::domain::types::{EntryKey, RunId};
 use crate::history;
 use crate::job::{
-    self, run_phase, PlanRequest, RunContext, RunError, RunMode, RunObserver, RunProgress,
-    RunRequest,
+    self, new_job_id, run_phase, PlanRequest, RunContext, RunError, RunMode, RunObserver,
+    RunProgress, RunRequest,
 };
 use crate::publish::{PublishError, Publisher};
 use crate::report::{RunReport, Trigger};
@@ -115,7 +113,7 @@ pub(super) async fn run(config: &Config, args: &RunArgs) -> Result<Exit, CliErro
     let job = job_config(config)?;
     let store = connect(config).await?;
     let publisher = publisher(config)?;
-    let job_id = cli_job_id();
+    let job_id = new_job_id();
     if args.wait_for_import && !wait_for_import(&store, publisher.as_ref(), args.timeout).await? {
         let message = format!(
             "Phase 2 did not announce completion within {}s",
@@ -170,7 +168,7 @@ pub(super) async fn rollback(
             Exit::Success
         });
     }
-    let mut request = request(force, cli_job_id());
+    let mut request = request(force, new_job_id());
     request.trigger = Trigger::Rollback;
     let mode = RunMode::Rollback(to_run);
     let publisher = publisher(config)?;
