@@ -359,6 +359,17 @@ pub struct BenchArgs {
     pub api_clients: usize,
     #[arg(long, default_value_t = 30)]
     pub load_seconds: u64,
+    /// Measure whole processes instead (the headline figures): the binary spawned for a full
+    /// build, a nightly run and a no-op on PostgreSQL and SQLite, each from start to exit, with
+    /// the child's peak RSS. The in-process breakdown above is skipped.
+    #[arg(long)]
+    pub processes: bool,
+    /// With --processes: older daily bars every symbol has (1250 is five years).
+    #[arg(long, default_value_t = 1250)]
+    pub history_days: usize,
+    /// With --processes: leave SQLite out.
+    #[arg(long)]
+    pub no_sqlite: bool,
 }
 
 fn parse_family(text: &str) -> Result<Family, String> {

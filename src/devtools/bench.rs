@@ -5,6 +5,7 @@
 mod events;
 mod history;
 pub mod load;
+pub mod process;
 mod scratch;
 
 use crate::config::BenchArgs;
@@ -52,7 +53,25 @@ pub struct RunFigures {
     pub audit_bytes: i64,
 }
 
-/// Everything `bench` measures.
+/// What `bench` measured: the whole-process figures (`--processes`) or the in-process breakdown.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Bench {
+    InProcess(BenchReport),
+    Processes(Vec<process::StoreFigures>),
+}
+
+impl Bench {
+    /// The table printed for operators and copied into the README.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::InProcess(report) => report.to_text(),
+            Self::Processes(stores) => stores.iter().map(process::StoreFigures::to_text).collect(),
+        }
+    }
+}
+
+/// Everything the in-process `bench` measures.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub stocks: usize,
@@ -220,13 +239,17 @@ pub async fn run(
     url: &str,
     args: &BenchArgs,
     publisher: Option<&Publisher>,
-) -> Result<BenchReport, StoreError> {
+) -> Result<Bench, StoreError> {
     let options = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
         target: crate::store::postgres::redact_url(url),
         source,
     })?;
     let server = ScratchServer { options };
     let tag = std::process::id();
+    if args.processes {
+        let figures = measure_processes(&server, url, args, tag).await?;
+        return Ok(Bench::Processes(figures));
+    }
     let day1 = format!("cache_sync_bench_{tag}_day1");
     let day2 = format!("cache_sync_bench_{tag}_day2");
     let result = measure(&server, args, &day1, &day2).await;
@@ -258,7 +281,7 @@ pub async fn run(
         server.drop_db(&name).await?;
         report.api_load = Some(figures?);
     }
-    Ok(report)
+    Ok(Bench::InProcess(report))
 }
 
 async fn measure(
@@ -344,4 +367,36 @@ async fn measure(
         events: None,
         api_load: None,
     })
+}
+
+/// `--processes`: PostgreSQL, then SQLite in a temporary folder (removed afterwards).
+async fn measure_processes(
+    server: &ScratchServer,
+    url: &str,
+    args: &BenchArgs,
+    tag: u32,
+) -> Result<Vec<process::StoreFigures>, StoreError> {
+    let market = process::ProcessMarket {
+        stocks: args.stocks,
+        etfs: args.etfs,
+        history_days: args.history_days,
+    };
+    let repeat = args.repeat.max(1);
+    let mut processes = vec![
+        process::measure_postgres(
+            server,
+            url,
+            market,
+            repeat,
+            &format!("cache_sync_bench_{tag}_proc"),
+        )
+        .await?,
+    ];
+    if !args.no_sqlite {
+        let folder = std::env::temp_dir().join(format!("cache-sync-bench-{tag}"));
+        let sqlite = process::measure_sqlite(&folder, market, repeat).await;
+        let _ = std::fs::remove_dir_all(&folder);
+        processes.push(sqlite?);
+    }
+    Ok(processes)
 }
