@@ -169,8 +169,12 @@ pub trait RunTx: Send {
     /// The latest date in `ohlcv_daily`.
     async fn latest_price_date(&mut self) -> Result<Option<NaiveDate>, StoreError>;
 
-    /// Every symbol row with its latest close on or before `as_of`.
-    async fn load_market(&mut self, as_of: NaiveDate) -> Result<MarketSnapshot, StoreError>;
+    /// Every symbol row with its latest close on or before `as_of`; without `as_of`, as of the
+    /// latest price date (`None` when there are no prices).
+    async fn load_market(
+        &mut self,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Option<MarketSnapshot>, StoreError>;
 
     /// The `cache_config` rows of `environment`.
     async fn load_config_rows(&mut self, environment: &str) -> Result<Vec<ConfigRow>, StoreError>;

@@ -285,10 +285,22 @@ pub(super) async fn prepare(
     // Configuration first: a bad file or row is reported even before any data exists.
     let rows = tx.load_config_rows(&job.environment).await?;
     let (config, mut warnings) = effective_config(&rows, job)?;
-    let latest = tx.latest_price_date().await?;
-    let as_of = request.as_of.or(latest).ok_or(RunError::NoPrices)?;
+    // Without an as-of date the market load finds it; with one, the freshness guard still needs
+    // the latest date apart.
+    let (snapshot, latest) = match request.as_of {
+        Some(as_of) => {
+            let latest = tx.latest_price_date().await?;
+            (tx.load_market(Some(as_of)).await?, latest)
+        }
+        None => {
+            let snapshot = tx.load_market(None).await?;
+            let latest = snapshot.as_ref().map(|s| s.as_of);
+            (snapshot, latest)
+        }
+    };
+    let snapshot = snapshot.ok_or(RunError::NoPrices)?;
+    let as_of = snapshot.as_of;
     let config_hash = hash_serializable(&config);
-    let snapshot = tx.load_market(as_of).await?;
     timings.load_market_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();

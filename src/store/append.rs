@@ -4,7 +4,7 @@
 //! dialect's parameter limit.
 
 use super::event_log::entry_heads;
-use super::sql::{execute_chunked, fetch_chunked, json_text, Conn, Param};
+use super::sql::{execute_chunked, fetch_chunked, Conn, Param};
 use super::{AppendedRun, EntryHead, NewRun, QueryContext, StoreError};
 use crate::domain::diff::{Delta, Op};
 use crate::domain::events::OutgoingEvent;
@@ -74,7 +74,7 @@ pub(super) async fn outbox(
         let created_at = sql.dialect().now(sql, now);
         let payloads = chunk
             .iter()
-            .map(|e| json_text(&e.payload))
+            .map(|e| Param::logged_json(&e.payload))
             .collect::<Result<Vec<_>, _>>()?;
         sql.push_values(&payloads, |row, payload| {
             let e = &chunk[row.index()];
@@ -113,7 +113,7 @@ pub(super) async fn checkpoint(
         );
         let values = chunk
             .iter()
-            .map(|(_, _, value, _)| json_text(*value))
+            .map(|(_, _, value, _)| Param::logged_json(*value))
             .collect::<Result<Vec<_>, _>>()?;
         sql.push_values(&values, |row, value| {
             let (key, family, _, hash) = &chunk[row.index()];
@@ -161,7 +161,7 @@ pub(super) async fn insert_run(
     .bind(o.deleted as i64)
     .bind(o.unchanged as i64)
     // Through a JSON tree, whose keys are sorted: the text the record has always held.
-    .bind(Param::json(
+    .bind(Param::logged_json(
         &serde_json::to_value(o).map_err(|e| StoreError::Corrupt(e.to_string()))?,
     )?)
     .bind(&run.error)
@@ -284,7 +284,7 @@ async fn append_events(
             .unwrap_or(0)
             + 1;
         versions.insert(&d.key, version);
-        rows.push((d, seq, version, Param::json(&d.change)?));
+        rows.push((d, seq, version, Param::logged_json(&d.change)?));
     }
     execute_chunked(conn, &rows, 13, "appending audit events", |sql, chunk| {
         sql.push(

@@ -123,7 +123,7 @@ impl Dialect {
         let t = sql.param(ticker);
         let mentions = ["added", "removed"].map(|side| match self {
             Dialect::Postgres => format!(
-                "jsonb_path_exists(change, '$.lists[*].{side}[*] ? (@.ticker == $t)', \
+                "jsonb_path_exists(change::jsonb, '$.lists[*].{side}[*] ? (@.ticker == $t)', \
                  jsonb_build_object('t', {t}))"
             ),
             Dialect::Sqlite => format!(
@@ -144,21 +144,27 @@ impl Dialect {
     }
 
     /// `symbols s` joined to its latest close `c` on or before the date in `as_of` (a
-    /// placeholder), for active symbols: one index probe per symbol on `(symbol, date)`, never a
-    /// scan of the price history. PostgreSQL would hash-join the whole table for SQLite's form.
-    pub fn latest_close_join(self, as_of: &str) -> String {
+    /// placeholder), for active symbols, or without `as_of` to its latest bar of all: one index
+    /// probe per symbol on `(symbol, date)`, never a scan of the price history. PostgreSQL would hash-join the whole table for SQLite's form.
+    pub fn latest_close_join(self, as_of: Option<&str>) -> String {
+        // Bounded by a date, only active rows are probed; unbounded, every row is (its date is
+        // part of the as-of date).
+        let (bound, active) = match as_of {
+            Some(as_of) => (format!(" and o.date <= {as_of}"), " and s.active is true"),
+            None => (String::new(), ""),
+        };
         match self {
             Dialect::Postgres => format!(
                 "symbols s left join lateral (
                      select o.date, o.close from ohlcv_daily o
-                     where o.symbol = s.symbol and o.date <= {as_of} and s.active is true
+                     where o.symbol = s.symbol{bound}{active}
                      order by o.date desc limit 1
                  ) c on true"
             ),
             Dialect::Sqlite => format!(
-                "symbols s left join ohlcv_daily c on c.symbol = s.symbol and s.active is true
+                "symbols s left join ohlcv_daily c on c.symbol = s.symbol{active}
                       and c.date = (select o.date from ohlcv_daily o
-                                    where o.symbol = s.symbol and o.date <= {as_of}
+                                    where o.symbol = s.symbol{bound}
                                     order by o.date desc limit 1)"
             ),
         }

@@ -6,7 +6,7 @@ use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
 use super::log_reader;
 use super::prices;
-use super::rows::{market_row, parse_hash, MarketRow, Unreadable};
+use super::rows::{market_row, parse_hash, LatestBar, MarketRow, Unreadable};
 use super::sql::{fetch_chunked, Conn};
 use super::{
     AppendedRun, Checkpoint, EntryHead, EventFilter, EventLog, LockOutcome, LoggedEvent, NewRun,
@@ -64,7 +64,10 @@ impl RunTx for SqlTx {
             .during("reading the latest price date")
     }
 
-    async fn load_market(&mut self, as_of: NaiveDate) -> Result<MarketSnapshot, StoreError> {
+    async fn load_market(
+        &mut self,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Option<MarketSnapshot>, StoreError> {
         let conn = &mut self.conn();
         let sql = prices::market_snapshot(conn.dialect(), as_of);
         let rows: Vec<MarketRow> = sql
@@ -72,17 +75,19 @@ impl RunTx for SqlTx {
             .await
             .during("loading symbols and latest closes")?;
         let mut unreadable = Unreadable::new();
-        let (symbols, closes) = rows
+        let (symbols, bars): (Vec<_>, Vec<_>) = rows
             .into_iter()
             .map(|row| market_row(row, &mut unreadable))
             .unzip();
-        let snapshot = MarketSnapshot {
+        let Some(as_of) = as_of.or_else(|| bars.iter().filter_map(|b| b.date).max()) else {
+            return Ok(None);
+        };
+        Ok(Some(MarketSnapshot {
             as_of,
             symbols,
-            closes,
+            closes: bars.iter().map(LatestBar::close).collect(),
             unreadable,
-        };
-        Ok(snapshot)
+        }))
     }
 
     async fn load_config_rows(&mut self, environment: &str) -> Result<Vec<ConfigRow>, StoreError> {

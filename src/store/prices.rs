@@ -34,11 +34,13 @@ pub fn latest_price_date(dialect: Dialect) -> Sql {
 }
 
 /// Every symbol row with its latest close on or before `as_of` (see
-/// `Dialect::latest_close_join`).
-pub fn market_snapshot(dialect: Dialect, as_of: NaiveDate) -> Sql {
+/// `Dialect::latest_close_join`). Without `as_of`, each row's latest bar of all, inactive rows'
+/// dates included (their close is left out): the greatest of those dates is the as-of date, so a
+/// run that takes the latest prices probes each symbol once, not twice.
+pub fn market_snapshot(dialect: Dialect, as_of: Option<NaiveDate>) -> Sql {
     let mut sql = Sql::new(dialect, "");
-    let as_of_param = sql.param(as_of);
-    let join = dialect.latest_close_join(&as_of_param);
+    let as_of_param = as_of.map(|d| sql.param(d));
+    let join = dialect.latest_close_join(as_of_param.as_deref());
     let (list_date, close_date) = (
         dialect.date_text("s.list_date"),
         dialect.date_text("c.date"),
@@ -50,7 +52,8 @@ pub fn market_snapshot(dialect: Dialect, as_of: NaiveDate) -> Sql {
                 cast(s.weighted_shares_outstanding as text), cast(s.primary_exchange as text),
                 cast(s.market as text), cast(s.sector as text), cast(s.industry as text),
                 {list_date}, cast(s.etf_type as text), cast(s.issuer as text),
-                cast(s.aum_millions as text), {close_date}, cast(c.close as text)
+                cast(s.aum_millions as text), {close_date},
+                case when s.active is true then cast(c.close as text) end
          from {join}"
     ));
     sql

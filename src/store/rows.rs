@@ -116,12 +116,10 @@ fn read_date(text: Option<String>, column: &str, counts: &mut Unreadable) -> Opt
 pub(crate) fn market_row(
     row: MarketRow,
     counts: &mut Unreadable,
-) -> (SymbolRow, Option<LatestClose>) {
-    let close_date = read_date(row.14, "ohlcv_daily.date", counts);
-    let close_value = read_float(row.15, "ohlcv_daily.close", counts);
-    let close = match (close_date, close_value) {
-        (Some(date), Some(close)) => Some(LatestClose { date, close }),
-        _ => None,
+) -> (SymbolRow, LatestBar) {
+    let bar = LatestBar {
+        date: read_date(row.14, "ohlcv_daily.date", counts),
+        close: read_float(row.15, "ohlcv_daily.close", counts),
     };
     let symbol = SymbolRow {
         symbol: row.0.unwrap_or_default(),
@@ -139,7 +137,25 @@ pub(crate) fn market_row(
         issuer: row.12,
         aum_millions: read_float(row.13, "symbols.aum_millions", counts),
     };
-    (symbol, close)
+    (symbol, bar)
+}
+
+/// A symbol row's latest bar as read: its date counts towards the as-of date even when the
+/// close is missing (an inactive row's, or an unreadable one).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LatestBar {
+    pub date: Option<NaiveDate>,
+    pub close: Option<f64>,
+}
+
+impl LatestBar {
+    /// The close the catalog uses, when both parts were read.
+    pub fn close(&self) -> Option<LatestClose> {
+        Some(LatestClose {
+            date: self.date?,
+            close: self.close?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -176,8 +192,9 @@ mod tests {
         assert_eq!(row.weighted_shares_outstanding, None);
         assert_eq!(row.list_date, None);
         assert_eq!(row.aum_millions, None);
-        let close =
-            close.expect("a close beyond a double is still a close (the domain excludes it)");
+        let close = close
+            .close()
+            .expect("a close beyond a double is still a close (the domain excludes it)");
         assert!(close.close.is_infinite());
         let expected: Vec<&str> = vec![
             "symbols.active",
@@ -210,7 +227,7 @@ mod tests {
         assert!(counts.is_empty(), "{counts:?}");
         assert_eq!(row.active, Some(true));
         assert_eq!(row.market_cap, Some(5_000_000_000));
-        assert_eq!(close.map(|c| c.close), Some(101.25));
+        assert_eq!(close.close().map(|c| c.close), Some(101.25));
         let (row, _) = market_row(cells(&[(3, "false")]), &mut counts);
         assert_eq!(row.active, Some(false));
     }

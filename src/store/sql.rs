@@ -40,6 +40,31 @@ impl Encode<'_, Postgres> for JsonText {
     }
 }
 
+/// JSON the audit log keeps as written: bound as `json` on PostgreSQL (validated and stored as
+/// text, TOAST-compressed) and as text on SQLite. `jsonb` would parse every byte into a tree
+/// on the way in, about six times the cost per byte, for columns read back whole and never
+/// queried on a run's path (`cache_entries.value`, which the app queries, stays `jsonb`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedJson(pub String);
+
+impl Type<Postgres> for LoggedJson {
+    fn type_info() -> PgTypeInfo {
+        const JSON: sqlx::postgres::types::Oid = sqlx::postgres::types::Oid(114);
+        PgTypeInfo::with_oid(JSON)
+    }
+}
+
+impl Encode<'_, Postgres> for LoggedJson {
+    fn encode_by_ref(
+        &self,
+        buf: &mut PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        // json's binary format is its text.
+        buf.extend_from_slice(self.0.as_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
 /// One bound parameter. Each variant carries its SQL type even when NULL, because PostgreSQL
 /// types every parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +78,7 @@ pub enum Param {
     /// order is time order.
     Time(DateTime<Utc>),
     Json(JsonText),
+    LoggedJson(LoggedJson),
 }
 
 impl Param {
@@ -62,6 +88,14 @@ impl Param {
     /// `StoreError::Corrupt` when the value does not serialise.
     pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, StoreError> {
         Ok(Param::Json(json_text(value)?))
+    }
+
+    /// JSON of any serialisable value, for an audit-log column (see `LoggedJson`).
+    ///
+    /// # Errors
+    /// `StoreError::Corrupt` when the value does not serialise.
+    pub fn logged_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, StoreError> {
+        Ok(Param::LoggedJson(LoggedJson(json_text(value)?.0)))
     }
 }
 
@@ -178,7 +212,7 @@ impl Conn<'_> {
 /// Adds one parameter to a driver's arguments; the two stores differ only in how a time and
 /// JSON are encoded.
 macro_rules! add_param {
-    ($out:ident, $param:expr, $time:expr, $json:expr) => {
+    ($out:ident, $param:expr, $time:expr, $json:expr, $logged:expr) => {
         match $param {
             Param::Bool(v) => $out.add(*v),
             Param::Int(v) => $out.add(*v),
@@ -187,6 +221,7 @@ macro_rules! add_param {
             Param::Date(v) => $out.add(*v),
             Param::Time(v) => $out.add($time(*v)),
             Param::Json(v) => $out.add($json(v)),
+            Param::LoggedJson(v) => $out.add($logged(v)),
         }
         .map_err(sqlx::Error::Encode)?
     };
@@ -360,7 +395,13 @@ impl Sql {
         debug_assert_eq!(self.dialect, Dialect::Postgres, "{}", self.text);
         let mut out = PgArguments::default();
         for p in &self.params {
-            add_param!(out, p, |t| t, |j: &JsonText| j.clone());
+            add_param!(
+                out,
+                p,
+                |t| t,
+                |j: &JsonText| j.clone(),
+                |j: &LoggedJson| j.clone()
+            );
         }
         Ok(out)
     }
@@ -396,7 +437,13 @@ impl Sql {
             let p = self.params.get(n.wrapping_sub(1)).ok_or_else(|| {
                 sqlx::Error::Protocol(format!("${n} has no parameter in: {}", self.text))
             })?;
-            add_param!(out, p, sqlite_time, |j: &JsonText| j.0.clone());
+            add_param!(
+                out,
+                p,
+                sqlite_time,
+                |j: &JsonText| j.0.clone(),
+                |j: &LoggedJson| j.0.clone()
+            );
         }
         Ok((text, out))
     }

@@ -65,7 +65,8 @@ async fn the_as_of_date_and_latest_closes_come_from_index_probes_on_a_history_si
     let as_of = market.date_of_day(2);
     for (name, statement) in [
         ("the as-of date", prices::latest_price_date(dialect)),
-        ("the market", prices::market_snapshot(dialect, as_of)),
+        ("the market", prices::market_snapshot(dialect, Some(as_of))),
+        ("the market as of its latest bar", prices::market_snapshot(dialect, None)),
     ] {
         let used = price_table_use(&db, statement).await;
         assert!(!used.nodes.is_empty(), "{name} reads ohlcv_daily: {used:?}");

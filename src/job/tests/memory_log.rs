@@ -211,12 +211,17 @@ impl RunTx for MemoryTx {
         Ok(self.contents.latest_price_date)
     }
 
-    async fn load_market(&mut self, as_of: NaiveDate) -> Result<MarketSnapshot, StoreError> {
+    async fn load_market(
+        &mut self,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Option<MarketSnapshot>, StoreError> {
         enter(&self.shared, "load_market")?;
-        Ok(MarketSnapshot {
-            as_of,
-            ..self.contents.market.clone()
-        })
+        Ok(as_of
+            .or(self.contents.latest_price_date)
+            .map(|as_of| MarketSnapshot {
+                as_of,
+                ..self.contents.market.clone()
+            }))
     }
 
     async fn load_config_rows(&mut self, _environment: &str) -> Result<Vec<ConfigRow>, StoreError> {
