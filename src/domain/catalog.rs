@@ -10,6 +10,7 @@ use crate::domain::types::{EntryKey, Family, FamilySelection, Scope};
 use chrono::Duration;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 mod records;
 pub use records::stock_record;
@@ -19,7 +20,9 @@ use records::{combo_detailed, distinct_known, etf_record, stock_list, tickers};
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredEntry {
     pub family: Family,
-    pub value: Value,
+    /// Shared with the deltas and audit events that carry it: one tree per value, however many
+    /// hold it.
+    pub value: Arc<Value>,
     pub hash: ContentHash,
 }
 
@@ -52,7 +55,7 @@ impl Catalog {
             key,
             DesiredEntry {
                 family,
-                value,
+                value: Arc::new(value),
                 hash,
             },
         );

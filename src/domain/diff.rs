@@ -10,6 +10,7 @@ use crate::domain::types::{EntryKey, Family};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// A row currently in `cache_entries`, inside an owned scope of the job's environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +114,7 @@ impl ListDelta {
 pub struct EntryChange {
     /// The whole new value, for creates and for updates that change the value's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<Arc<Value>>,
     /// The new top-level fields other than member lists (`count`, `sector`, …), when they changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scalars: Option<Map<String, Value>>,
@@ -187,8 +188,8 @@ pub struct Delta {
     pub row_id: Option<i64>,
     pub hash_before: Option<ContentHash>,
     pub hash_after: Option<ContentHash>,
-    /// The new value (creates and updates).
-    pub value_after: Option<Value>,
+    /// The new value (creates and updates), shared with the catalog.
+    pub value_after: Option<Arc<Value>>,
     pub change: EntryChange,
 }
 
@@ -243,7 +244,7 @@ pub fn diff(
                 row_id: None,
                 hash_before: None,
                 hash_after: Some(desired.hash),
-                value_after: Some(desired.value.clone()),
+                value_after: Some(Arc::clone(&desired.value)),
                 change: created(desired.family, &key.key, &desired.value, ctx, force),
             }),
             Some(row) => {
@@ -258,7 +259,7 @@ pub fn diff(
                     row_id: Some(row.id),
                     hash_before: Some(before),
                     hash_after: Some(desired.hash),
-                    value_after: Some(desired.value.clone()),
+                    value_after: Some(Arc::clone(&desired.value)),
                     change: {
                         let mut change = updated(
                             desired.family,
@@ -271,7 +272,7 @@ pub fn diff(
                         if force == Some(ReasonCode::ManualDrift) {
                             // The patch is against the hand-edited row, which the log never saw:
                             // replay needs the whole value.
-                            change.value = Some(desired.value.clone());
+                            change.value = Some(Arc::clone(&desired.value));
                         }
                         change
                     },
@@ -312,7 +313,7 @@ pub fn diff(
 fn created(
     family: Family,
     entry: &str,
-    value: &Value,
+    value: &Arc<Value>,
     ctx: &ReasonContext<'_>,
     force: Option<ReasonCode>,
 ) -> EntryChange {
@@ -341,7 +342,7 @@ fn created(
         })
         .collect();
     EntryChange {
-        value: Some(value.clone()),
+        value: Some(Arc::clone(value)),
         lists,
         ..EntryChange::default()
     }
@@ -388,7 +389,7 @@ fn updated(
     let Some(pairs) = same_shape(before, after) else {
         // The shape changed (a legacy row, or a stats value): store the new value whole, and
         // still report the members that joined and left.
-        let mut change = created(family, entry, after, ctx, force);
+        let mut change = created(family, entry, &Arc::new(after.clone()), ctx, force);
         let removed = deleted(family, entry, before, ctx, force);
         let kept: BTreeSet<String> = change.added_tickers().into_iter().collect();
         let was: BTreeSet<String> = removed.removed_tickers().into_iter().collect();

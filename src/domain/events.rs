@@ -156,7 +156,7 @@ pub fn run_events(
             "action": delta.op.past_tense(),
             "added": added,
             "removed": removed,
-            "count": member_count(delta.value_after.as_ref()),
+            "count": member_count(delta.value_after.as_deref()),
             "hash": delta.hash_after.map(|h| h.to_hex()),
             "seq": seq,
             "run_id": facts.run_id,

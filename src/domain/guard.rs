@@ -303,7 +303,7 @@ pub fn check(
         let (before, removed, logged_delete) = match audited.get(&delta.key) {
             Some(logged) => {
                 let logged = logged.as_ref();
-                let removed = removed_members(logged, delta.value_after.as_ref());
+                let removed = removed_members(logged, delta.value_after.as_deref());
                 (logged, removed, logged.is_some())
             }
             None => {
@@ -318,7 +318,7 @@ pub fn check(
         if before == 0 {
             continue;
         }
-        let after = delta.value_after.as_ref().map_or(0, member_count);
+        let after = delta.value_after.as_deref().map_or(0, member_count);
         if guard.refuse_empty && after == 0 {
             refusals.push(Refusal::WouldEmpty {
                 entry: delta.key.to_string(),

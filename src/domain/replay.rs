@@ -50,12 +50,13 @@ pub fn apply_change_owned(
         Op::Delete => Ok(None),
         Op::Create => change
             .value
-            .clone()
+            .as_deref()
+            .cloned()
             .map(Some)
             .ok_or(ReplayError::MissingValue),
         Op::Update => {
             if let Some(value) = &change.value {
-                return Ok(Some(value.clone()));
+                return Ok(Some(Value::clone(value)));
             }
             let mut value = before.ok_or(ReplayError::MissingBefore)?;
             if let Some(scalars) = &change.scalars {

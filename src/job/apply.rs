@@ -202,7 +202,7 @@ async fn write_checkpoint_when_due(
         .catalog
         .entries
         .iter()
-        .map(|(key, e)| (key, e.family, &e.value, e.hash))
+        .map(|(key, e)| (key, e.family, &*e.value, e.hash))
         .collect();
     tx.append_checkpoint(&job.environment, run_id, &entries)
         .await?;

@@ -331,7 +331,7 @@ pub(super) async fn prepare(
                 let entry = DesiredEntry {
                     family: *family,
                     hash: hash_value(value),
-                    value: value.clone(),
+                    value: std::sync::Arc::new(value.clone()),
                 };
                 (key.clone(), entry)
             })

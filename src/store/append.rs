@@ -201,7 +201,7 @@ async fn apply_entries(
         deltas
             .iter()
             .filter(|d| d.op == op)
-            .map(|d| Ok((d, Param::json(d.value_after.as_ref().unwrap_or(&null))?)))
+            .map(|d| Ok((d, Param::json(d.value_after.as_deref().unwrap_or(&null))?)))
             .collect()
     };
     let updates = with_values(Op::Update)?;

@@ -56,7 +56,7 @@ impl Incumbents {
 
     /// The members of the banded universes of `catalog` (what tomorrow's run starts from).
     pub fn of_catalog(catalog: &Catalog) -> Self {
-        Self::from_entries(catalog.entries.iter().map(|(k, e)| (k, &e.value)))
+        Self::from_entries(catalog.entries.iter().map(|(k, e)| (k, &*e.value)))
     }
 }
 
@@ -139,7 +139,7 @@ fn replace_members(catalog: &mut Catalog, family: Family, key: EntryKey, members
     let mut value = catalog
         .entries
         .get(&key)
-        .map_or_else(|| list.clone(), |e| e.value.clone());
+        .map_or_else(|| list.clone(), |e| Value::clone(&e.value));
     if let (Some(target), Some(fields)) = (value.as_object_mut(), list.as_object()) {
         for (field, v) in fields {
             target.insert(field.clone(), v.clone());
@@ -242,7 +242,7 @@ fn restate_distribution(catalog: &mut Catalog, counts: &[(String, usize)]) {
     let Some(entry) = catalog.entries.get(&key) else {
         return;
     };
-    let mut value = entry.value.clone();
+    let mut value = Value::clone(&entry.value);
     let Some(distribution) = value
         .pointer_mut("/overview/market_cap_distribution")
         .and_then(Value::as_object_mut)

@@ -38,7 +38,7 @@ fn want(entries: Vec<(Family, &str, Value)>) -> Catalog {
             DesiredEntry {
                 family,
                 hash: hash_value(&value),
-                value,
+                value: value.into(),
             },
         );
     }
@@ -155,7 +155,7 @@ fn assert_replays(before: Option<&Value>, delta: &Delta) {
     let expected = if delta.change.duplicate_row {
         before.cloned()
     } else {
-        delta.value_after.clone()
+        delta.value_after.as_deref().cloned()
     };
     assert_eq!(
         apply_change(before, delta.op, &delta.change),
@@ -239,7 +239,7 @@ proptest! {
             .entries
             .iter()
             .enumerate()
-            .map(|(i, (k, e))| CurrentEntry { id: i as i64 + 1, key: k.clone(), value: e.value.clone() })
+            .map(|(i, (k, e))| CurrentEntry { id: i as i64 + 1, key: k.clone(), value: Value::clone(&e.value) })
             .collect();
         let deltas = diff(&new, &current, &context(&new_market, &config, &current), &LiveRowFacts::default());
 
@@ -260,7 +260,7 @@ proptest! {
                 }
             }
         }
-        let wanted: BTreeMap<EntryKey, Value> = new.entries.iter().map(|(k, e)| (k.clone(), e.value.clone())).collect();
+        let wanted: BTreeMap<EntryKey, Value> = new.entries.iter().map(|(k, e)| (k.clone(), Value::clone(&e.value))).collect();
         prop_assert_eq!(&state, &wanted);
 
         // Once applied, a second diff finds nothing to do.

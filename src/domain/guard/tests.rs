@@ -100,7 +100,7 @@ fn delta(key: &EntryKey, live: Option<&Value>, desired: Option<Value>) -> Delta 
         row_id: live.map(|_| 1),
         hash_before: None,
         hash_after: None,
-        value_after: desired,
+        value_after: desired.map(Into::into),
         change: EntryChange {
             lists: vec![ListDelta {
                 path: ListPath::Root,

@@ -161,13 +161,13 @@ impl MemoryTx {
                 Op::Delete => c.rows.retain(|(id, _, _)| Some(*id) != d.row_id),
                 Op::Update => {
                     if let Some(row) = c.rows.iter_mut().find(|(id, _, _)| Some(*id) == d.row_id) {
-                        row.2 = d.value_after.clone().unwrap_or_default();
+                        row.2 = d.value_after.as_deref().cloned().unwrap_or_default();
                     }
                 }
                 Op::Create => {
                     let highest = c.rows.iter().map(|(id, _, _)| *id).max().unwrap_or(0);
                     c.last_row_id = c.last_row_id.max(highest) + 1;
-                    let value = d.value_after.clone().unwrap_or_default();
+                    let value = d.value_after.as_deref().cloned().unwrap_or_default();
                     c.rows.push((c.last_row_id, d.key.clone(), value));
                 }
             }

@@ -20,7 +20,7 @@ fn identical_catalog_and_current_rows_give_no_deltas() {
         .map(|(i, (k, e))| CurrentEntry {
             id: i as i64 + 1,
             key: k.clone(),
-            value: e.value.clone(),
+            value: Value::clone(&e.value),
         })
         .collect();
     let deltas = diff(
@@ -58,8 +58,8 @@ fn an_absent_entry_is_created_with_its_whole_value() {
     assert_eq!(delta.row_id, None);
     assert_eq!(delta.hash_before, None);
     assert_eq!(delta.hash_after, Some(hash_value(&value)));
-    assert_eq!(delta.value_after.as_ref(), Some(&value));
-    assert_eq!(delta.change.value.as_ref(), Some(&value));
+    assert_eq!(delta.value_after.as_deref(), Some(&value));
+    assert_eq!(delta.change.value.as_deref(), Some(&value));
     assert_eq!(delta.change.added_tickers(), vec!["AAPL", "MSFT"]);
     assert!(delta.change.removed_tickers().is_empty());
     assert_replays(None, delta);
@@ -257,7 +257,7 @@ fn an_update_keeps_the_row_id_and_records_both_hashes() {
     assert_eq!(delta.row_id, Some(42));
     assert_eq!(delta.hash_before, Some(hash_value(&before)));
     assert_eq!(delta.hash_after, Some(hash_value(&after)));
-    assert_eq!(delta.value_after.as_ref(), Some(&after));
+    assert_eq!(delta.value_after.as_deref(), Some(&after));
     assert_replays(Some(&before), delta);
 }
 
@@ -410,7 +410,7 @@ fn a_value_whose_shape_changes_is_stored_whole_with_the_net_member_changes() {
     let catalog = want(vec![(Family::MarketLeaders, id, after.clone())]);
     let deltas = plan(&catalog, &[row(1, id, before.clone())]);
     let change = &only_delta(&deltas).change;
-    assert_eq!(change.value.as_ref(), Some(&after));
+    assert_eq!(change.value.as_deref(), Some(&after));
     assert_eq!(change.added_tickers(), vec!["NEW"]);
     assert_eq!(change.removed_tickers(), vec!["OLD"]);
     assert!(!change.is_metadata_only());
@@ -425,7 +425,7 @@ fn a_stats_update_is_stored_whole_and_has_no_members() {
     let catalog = want(vec![(Family::Stats, id, after.clone())]);
     let deltas = plan(&catalog, &[row(1, id, before.clone())]);
     let change = &only_delta(&deltas).change;
-    assert_eq!(change.value.as_ref(), Some(&after));
+    assert_eq!(change.value.as_deref(), Some(&after));
     assert!(change.lists.is_empty());
     assert_replays(Some(&before), only_delta(&deltas));
 }

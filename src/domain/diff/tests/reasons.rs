@@ -16,7 +16,7 @@ fn market_cap_run(before: Vec<SymbolRow>, after: Vec<SymbolRow>) -> Vec<Delta> {
         .map(|(i, (k, e))| CurrentEntry {
             id: i as i64 + 1,
             key: k.clone(),
-            value: e.value.clone(),
+            value: Value::clone(&e.value),
         })
         .collect();
     let market = securities(after);
