@@ -43,7 +43,7 @@ pub struct Turnover {
 
 /// The snapshot the job would load on `day`: the symbols as of that day and each one's latest
 /// close on or before it, carried forward from `latest` (updated with the day's bars).
-fn snapshot_of_day(
+pub(crate) fn snapshot_of_day(
     market: &SyntheticMarket,
     day: usize,
     latest: &mut HashMap<String, LatestClose>,

@@ -113,10 +113,7 @@ fn read_date(text: Option<String>, column: &str, counts: &mut Unreadable) -> Opt
 
 /// A market row as the domain's symbol row and its latest close, counting in `counts` every
 /// value that could not be read as its column's type.
-pub(crate) fn market_row(
-    row: MarketRow,
-    counts: &mut Unreadable,
-) -> (SymbolRow, LatestBar) {
+pub(crate) fn market_row(row: MarketRow, counts: &mut Unreadable) -> (SymbolRow, LatestBar) {
     let bar = LatestBar {
         date: read_date(row.14, "ohlcv_daily.date", counts),
         close: read_float(row.15, "ohlcv_daily.close", counts),

@@ -395,13 +395,8 @@ impl Sql {
         debug_assert_eq!(self.dialect, Dialect::Postgres, "{}", self.text);
         let mut out = PgArguments::default();
         for p in &self.params {
-            add_param!(
-                out,
-                p,
-                |t| t,
-                |j: &JsonText| j.clone(),
-                |j: &LoggedJson| j.clone()
-            );
+            add_param!(out, p, |t| t, |j: &JsonText| j.clone(), |j: &LoggedJson| j
+                .clone());
         }
         Ok(out)
     }

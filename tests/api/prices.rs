@@ -66,7 +66,10 @@ async fn the_as_of_date_and_latest_closes_come_from_index_probes_on_a_history_si
     for (name, statement) in [
         ("the as-of date", prices::latest_price_date(dialect)),
         ("the market", prices::market_snapshot(dialect, Some(as_of))),
-        ("the market as of its latest bar", prices::market_snapshot(dialect, None)),
+        (
+            "the market as of its latest bar",
+            prices::market_snapshot(dialect, None),
+        ),
     ] {
         let used = price_table_use(&db, statement).await;
         assert!(!used.nodes.is_empty(), "{name} reads ohlcv_daily: {used:?}");

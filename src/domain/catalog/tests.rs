@@ -178,3 +178,4 @@ fn bands_of(catalog: &Catalog, ticker: &str) -> Vec<String> {
 mod families;
 mod legacy_shapes;
 mod listings;
+mod pinned_hashes;
