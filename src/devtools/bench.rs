@@ -57,7 +57,7 @@ pub struct RunFigures {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Bench {
-    InProcess(BenchReport),
+    InProcess(Box<BenchReport>),
     Processes(Vec<process::StoreFigures>),
 }
 
@@ -281,7 +281,7 @@ pub async fn run(
         server.drop_db(&name).await?;
         report.api_load = Some(figures?);
     }
-    Ok(Bench::InProcess(report))
+    Ok(Bench::InProcess(Box::new(report)))
 }
 
 async fn measure(
