@@ -9,7 +9,7 @@ use crate::job::{
     RunRequest, TriggerMode,
 };
 use crate::report::RunReport;
-use crate::store::{JobRecord, JobStatus, Trigger};
+use crate::store::{JobRecord, JobStatus, SettledJobs, Trigger};
 use async_trait::async_trait;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -91,6 +91,7 @@ pub async fn trigger(
         progress: None,
         run_id: None,
         plan_id: body.plan_id.clone(),
+        owner: Some(state.owner().await?.id().to_owned()),
     };
     let mut running = state.running.lock().await;
     // The holder is named: this service's own job, or a run outside it.
@@ -107,7 +108,12 @@ pub async fn trigger(
             "a run outside the API holds the writer lock: {holder}"
         )));
     }
-    if !state.store.create_job(&record).await? {
+    // A job left by a stopped instance blocks until settled: settle now rather than refuse
+    // until the next sweep.
+    if !state.store.create_job(&record).await?
+        && (state.settle_orphans().await? == SettledJobs::default()
+            || !state.store.create_job(&record).await?)
+    {
         return Err(ApiError::AlreadyRunning(
             "another job is recorded pending or running; wait for it to finish, or check its status"
                 .to_owned(),

@@ -199,6 +199,9 @@ pub struct JobRecord {
     pub progress: Option<serde_json::Value>,
     pub run_id: Option<i64>,
     pub plan_id: Option<String>,
+    /// The service instance that runs it (`Owner::id`); `None` for jobs recorded before
+    /// owners were.
+    pub owner: Option<String>,
 }
 
 /// What settling abandoned jobs did.
