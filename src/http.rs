@@ -158,7 +158,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
     error::error_response(status, &code, &message)
 }
 
-/// The router. `GET /health` needs no key; everything else does.
+/// The router. `GET /health`, `/health/live` and `/health/ready` need no key; everything
+/// else does.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/processing/cache-sync/trigger", post(jobs::trigger))
@@ -195,6 +196,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/health", get(jobs::health))
+        .route("/health/live", get(jobs::live))
+        .route("/health/ready", get(jobs::ready))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

@@ -358,3 +358,50 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         })),
     )
 }
+
+/// `GET /health/live`: the process serves requests. Touches no database or Redis, so an
+/// orchestrator never restarts the service for an outage it cannot fix by restarting.
+pub async fn live() -> Json<Value> {
+    Json(json!({
+        "status": "alive",
+        "service": "tickstock-cache-sync",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// How long readiness waits for Redis before reporting it unreachable (a probe's own timeout
+/// is typically a second or a few).
+const REDIS_PROBE: Duration = Duration::from_millis(1000);
+
+/// `GET /health/ready`: `200` when the database answers and has every migration this build
+/// expects; `503` with the reason otherwise. Redis is reported, not required: without it the
+/// service still runs jobs, only their notices wait in the outbox.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let schema = state.store.check_schema().await;
+    let redis = match &state.publisher {
+        None => "not configured",
+        Some(publisher) => match tokio::time::timeout(REDIS_PROBE, publisher.ping()).await {
+            Ok(Ok(())) => "ok",
+            _ => "unreachable",
+        },
+    };
+    let (status, ready, reason) = match &schema {
+        Ok(()) => (StatusCode::OK, true, None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, false, Some(e.to_string())),
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "database": match &schema {
+                Ok(()) => "ok",
+                Err(crate::store::StoreError::SchemaOutOfDate { .. }) => "migrations missing",
+                Err(_) => "unreachable",
+            },
+            "reason": reason,
+            "redis": redis,
+            "service": "tickstock-cache-sync",
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+}
