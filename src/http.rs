@@ -8,6 +8,7 @@ pub mod error;
 mod jobs;
 mod metrics;
 pub mod openapi;
+pub mod pipeline;
 mod universes;
 
 use crate::job::JobConfig;
@@ -43,6 +44,10 @@ pub struct AppState {
     /// This instance's owner lock, taken at the first need (serving or a trigger) and held
     /// while the state lives: the jobs it creates carry its id.
     owner: Arc<tokio::sync::OnceCell<Owner>>,
+    /// Run a job for each Phase 2 import announced on Redis (`serve --follow-imports`).
+    pub follow_imports: bool,
+    /// What the import follower did.
+    pub pipeline: Arc<pipeline::PipelineCounters>,
     /// Test hook: a job whose run committed stops forever before recording its outcome,
     /// after announcing it on stderr (a process killed there must not leave a lie behind).
     pub test_pause_after_commit: bool,
@@ -63,6 +68,8 @@ impl AppState {
             api_key: api_key.map(Arc::new),
             running: Arc::new(Mutex::new(None)),
             owner: Arc::new(tokio::sync::OnceCell::new()),
+            follow_imports: false,
+            pipeline: Arc::default(),
             test_pause_after_commit: false,
         }
     }
@@ -266,9 +273,15 @@ pub async fn serve_with(
             }
         }
     });
+    let follower = state
+        .follow_imports
+        .then(|| tokio::spawn(pipeline::follow_imports(state.clone())));
     connections::serve_connections(listener, router(state.clone()), limits, shutdown).await?;
     relay.abort();
     sweep.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     jobs::finish_or_abort(&state, grace).await;
     Ok(())
 }

@@ -378,6 +378,9 @@ pub trait JobBoard: Send + Sync {
     /// Whether some process holds `owner`'s lock, looked at without taking it.
     async fn owner_alive(&self, owner: &str) -> Result<bool, StoreError>;
 
+    /// The job started for the Phase 2 import `import_run_id`, if any.
+    async fn job_for_import(&self, import_run_id: &str) -> Result<Option<JobRecord>, StoreError>;
+
     /// The jobs recorded pending or running, oldest first.
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
 

@@ -77,11 +77,52 @@ pub async fn trigger(
             )));
         }
     }
+    let job_id = start_job(
+        &state,
+        JobSpec {
+            mode,
+            force: body.force,
+            plan_id: body.plan_id.clone(),
+            triggered_by: Trigger::Api,
+            import_run_id: None,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "job_id": job_id,
+            "mode": body.mode,
+            "message": format!("cache sync job {job_id} accepted ({} mode)", body.mode),
+        })),
+    ))
+}
+
+/// What a job is asked to do, and who asked.
+pub struct JobSpec {
+    pub mode: TriggerMode,
+    pub force: bool,
+    /// Apply exactly this plan (API triggers only).
+    pub plan_id: Option<String>,
+    pub triggered_by: Trigger,
+    /// The Phase 2 import a pipeline job runs for.
+    pub import_run_id: Option<String>,
+}
+
+/// Records a job and runs it in the background; its id. One job at a time across instances:
+/// `AlreadyRunning` (naming the holder) while this service runs one, a run outside the API
+/// holds the writer lock, or a job of a live instance is recorded pending or running.
+///
+/// # Errors
+/// `ApiError::AlreadyRunning` as above; store errors (a second job for one import is refused
+/// by the unique index, as a store error).
+pub async fn start_job(state: &AppState, spec: JobSpec) -> Result<String, ApiError> {
     let record = JobRecord {
         job_id: job::new_job_id(),
-        mode: mode.as_str().to_owned(),
-        force: body.force,
-        triggered_by: Trigger::Api,
+        mode: spec.mode.as_str().to_owned(),
+        force: spec.force,
+        triggered_by: spec.triggered_by,
         status: JobStatus::Pending,
         created_at: Utc::now(),
         start_time: None,
@@ -90,8 +131,9 @@ pub async fn trigger(
         error_details: None,
         progress: None,
         run_id: None,
-        plan_id: body.plan_id.clone(),
+        plan_id: spec.plan_id.clone(),
         owner: Some(state.owner().await?.id().to_owned()),
+        import_run_id: spec.import_run_id,
     };
     let mut running = state.running.lock().await;
     // The holder is named: this service's own job, or a run outside it.
@@ -121,23 +163,14 @@ pub async fn trigger(
     }
     let job_id = record.job_id.clone();
     let task_state = state.clone();
-    let task_record = record.clone();
-    let plan_id = body.plan_id.clone();
-    let handle = tokio::spawn(async move { execute(task_state, task_record, mode, plan_id).await });
+    let handle = tokio::spawn(async move {
+        execute(task_state, record, spec.mode, spec.plan_id).await;
+    });
     *running = Some(RunningJob {
         job_id: job_id.clone(),
         handle,
     });
-    drop(running);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "success": true,
-            "job_id": job_id,
-            "mode": body.mode,
-            "message": format!("cache sync job {job_id} accepted ({} mode)", body.mode),
-        })),
-    ))
+    Ok(job_id)
 }
 
 /// The job board's view of a run: running, its latest step, completed or failed.
@@ -200,7 +233,7 @@ async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id:
     let request = RunRequest {
         plan: PlanRequest::default(),
         force: record.force,
-        trigger: Trigger::Api,
+        trigger: record.triggered_by,
         now: Utc::now(),
         pause_before_commit: false,
         job_id: record.job_id.clone(),
@@ -265,6 +298,7 @@ fn job_body(job: &JobRecord) -> Value {
         "progress": job.progress,
         "run_id": job.run_id,
         "force": job.force,
+        "import_run_id": job.import_run_id,
     })
 }
 

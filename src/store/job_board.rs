@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 fn columns(dialect: Dialect) -> String {
     format!(
         "select job_id, mode, force, triggered_by, status, created_at, start_time, end_time,
-                {} as duration_seconds, error_details, progress, run_id, plan_id, owner
+                {} as duration_seconds, error_details, progress, run_id, plan_id, owner, import_run_id
          from cache_sync_job",
         dialect.seconds_between("start_time", "end_time")
     )
@@ -29,8 +29,8 @@ impl JobBoard for SqlStore {
         let inserted = conn
             .sql(
                 "insert into cache_sync_job (job_id, mode, force, triggered_by, status, created_at,
-                     plan_id, owner)
-                 select $1, $2, $3, $4, 'pending', $5, $6, $7
+                     plan_id, owner, import_run_id)
+                 select $1, $2, $3, $4, 'pending', $5, $6, $7, $8
                  where not exists (select 1 from cache_sync_job
                                    where status in ('pending', 'running'))",
             )
@@ -41,6 +41,7 @@ impl JobBoard for SqlStore {
             .bind(job.created_at)
             .bind(&job.plan_id)
             .bind(&job.owner)
+            .bind(&job.import_run_id)
             .execute(conn)
             .await
             .during("creating a job")?;
@@ -176,6 +177,19 @@ impl JobBoard for SqlStore {
 
     async fn owner_alive(&self, owner: &str) -> Result<bool, StoreError> {
         SqlStore::owner_alive(self, owner).await
+    }
+
+    async fn job_for_import(&self, import_run_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        conn.sql(&format!(
+            "{} where import_run_id = $1",
+            columns(conn.dialect())
+        ))
+        .bind(import_run_id)
+        .fetch_optional(conn)
+        .await
+        .during("reading an import's job")
     }
 
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {

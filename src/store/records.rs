@@ -202,6 +202,8 @@ pub struct JobRecord {
     /// The service instance that runs it (`Owner::id`); `None` for jobs recorded before
     /// owners were.
     pub owner: Option<String>,
+    /// The Phase 2 import a pipeline job runs for (`data_import_completed`'s `run_id`).
+    pub import_run_id: Option<String>,
 }
 
 /// What settling abandoned jobs did.

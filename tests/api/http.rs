@@ -582,11 +582,14 @@ on_both_stores!(a_job_that_fails_is_reported_failed_with_its_error);
 async fn a_trigger_while_a_job_is_recorded_running_gets_409_and_creates_nothing(backend: Backend) {
     let db = TestDb::on(backend).await;
     db.load(&small_market(5, 1), 1).await;
+    // A job another live instance runs.
+    let other = db.store.claim_owner().await.unwrap();
     db.sql(
-        "insert into cache_sync_job (job_id, mode, force, triggered_by, status, start_time)
-         values ('cs-elsewhere', 'full', false, 'api', 'running', $1)",
+        "insert into cache_sync_job (job_id, mode, force, triggered_by, status, start_time, owner)
+         values ('cs-elsewhere', 'full', false, 'api', 'running', $1, $2)",
     )
     .bind(Utc::now())
+    .bind(other.id())
     .execute()
     .await;
     let state = app_state(&db, JobConfig::default(), None);
