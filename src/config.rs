@@ -323,6 +323,10 @@ pub struct ServeArgs {
     /// A file holding the key (first line), instead of CACHE_SYNC_API_KEY.
     #[arg(long, env = "CACHE_SYNC_API_KEY_FILE", conflicts_with = "api_key")]
     pub api_key_file: Option<std::path::PathBuf>,
+    /// Run Phase 2.5 when Phase 2 announces an import on `{prefix}:import:completed` (needs
+    /// REDIS_URL); each import runs once across instances and restarts.
+    #[arg(long)]
+    pub follow_imports: bool,
     /// Serve without a key; refused unless --bind is a loopback address.
     #[arg(long)]
     pub unauthenticated_loopback: bool,

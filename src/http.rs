@@ -8,11 +8,12 @@ pub mod error;
 mod jobs;
 mod metrics;
 pub mod openapi;
+pub mod pipeline;
 mod universes;
 
 use crate::job::JobConfig;
 use crate::publish::Publisher;
-use crate::store::Store;
+use crate::store::{Owner, SettledJobs, Store, StoreError};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
@@ -40,6 +41,13 @@ pub struct AppState {
     pub api_key: Option<Arc<String>>,
     /// The background job this process is running, for shutdown.
     pub running: Arc<Mutex<Option<jobs::RunningJob>>>,
+    /// This instance's owner lock, taken at the first need (serving or a trigger) and held
+    /// while the state lives: the jobs it creates carry its id.
+    owner: Arc<tokio::sync::OnceCell<Owner>>,
+    /// Run a job for each Phase 2 import announced on Redis (`serve --follow-imports`).
+    pub follow_imports: bool,
+    /// What the import follower did.
+    pub pipeline: Arc<pipeline::PipelineCounters>,
     /// Test hook: a job whose run committed stops forever before recording its outcome,
     /// after announcing it on stderr (a process killed there must not leave a lie behind).
     pub test_pause_after_commit: bool,
@@ -59,10 +67,50 @@ impl AppState {
             publisher,
             api_key: api_key.map(Arc::new),
             running: Arc::new(Mutex::new(None)),
+            owner: Arc::new(tokio::sync::OnceCell::new()),
+            follow_imports: false,
+            pipeline: Arc::default(),
             test_pause_after_commit: false,
         }
     }
+
+    /// This instance's owner, its lock taken on the first call.
+    ///
+    /// # Errors
+    /// The store's, when the lock cannot be taken.
+    pub async fn owner(&self) -> Result<&Owner, StoreError> {
+        self.owner
+            .get_or_try_init(|| self.store.claim_owner())
+            .await
+    }
+
+    /// Settles the jobs of instances that are gone (see `JobBoard::settle_orphans`), after
+    /// making sure this instance's own lock is held (so its own jobs are never among them).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn settle_orphans(&self) -> Result<SettledJobs, StoreError> {
+        let owner = self.owner().await?;
+        self.store.keep_owner(owner).await?;
+        let settled = self.store.settle_orphans(ORPHAN_REASON).await?;
+        if settled.completed + settled.failed > 0 {
+            tracing::warn!(
+                completed = settled.completed,
+                failed = settled.failed,
+                "jobs left unfinished by a stopped instance settled from the run records"
+            );
+        }
+        Ok(settled)
+    }
 }
+
+/// What a job whose instance stopped is failed with (unless its run committed).
+const ORPHAN_REASON: &str = "interrupted: the service instance running the job stopped or \
+                             restarted while the job was pending or running; the run was rolled back";
+
+/// How often a serving instance settles the jobs of instances that stopped: a job of a killed
+/// instance shows as interrupted within this, and the next trigger is not refused for it.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(2);
 
 /// Compares in time that does not depend on where the inputs differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -117,7 +165,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
     error::error_response(status, &code, &message)
 }
 
-/// The router. `GET /health` needs no key; everything else does.
+/// The router. `GET /health`, `/health/live` and `/health/ready` need no key; everything
+/// else does.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/processing/cache-sync/trigger", post(jobs::trigger))
@@ -154,6 +203,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/health", get(jobs::health))
+        .route("/health/live", get(jobs::live))
+        .route("/health/ready", get(jobs::ready))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -185,8 +236,9 @@ pub async fn serve(
     .await
 }
 
-/// Settles the jobs a previous process left pending or running (completed with its run when
-/// the run record shows it committed, failed otherwise), serves under `limits` until `shutdown`
+/// Takes this instance's owner lock and settles the jobs of instances that are gone (completed
+/// with their run when the run record shows it committed, interrupted otherwise) — never a job
+/// of a live instance — and again every `ORPHAN_SWEEP`; serves under `limits` until `shutdown`
 /// resolves, then lets a running job finish within `grace` or aborts it (its transaction rolls
 /// back and the job is recorded as interrupted, unless its run had committed).
 ///
@@ -199,20 +251,19 @@ pub async fn serve_with(
     grace: Duration,
     limits: ConnectionLimits,
 ) -> Result<(), anyhow::Error> {
-    let settled = state
-        .store
-        .settle_abandoned_jobs(
-            None,
-            "interrupted: the API service restarted while the job was pending or running",
-        )
-        .await?;
-    if settled.completed + settled.failed > 0 {
-        tracing::warn!(
-            completed = settled.completed,
-            failed = settled.failed,
-            "jobs left unfinished by a previous process settled from the run records"
-        );
-    }
+    state.settle_orphans().await?;
+    let sweep_state = state.clone();
+    let sweep = tokio::spawn(async move {
+        let mut every = tokio::time::interval(ORPHAN_SWEEP);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = sweep_state.settle_orphans().await {
+                tracing::warn!(error = %e, "cannot settle the jobs of stopped instances");
+            }
+        }
+    });
     let relay_state = state.clone();
     // Events left pending by a crash or an outage go out while the service runs.
     let relay = tokio::spawn(async move {
@@ -222,8 +273,15 @@ pub async fn serve_with(
             }
         }
     });
+    let follower = state
+        .follow_imports
+        .then(|| tokio::spawn(pipeline::follow_imports(state.clone())));
     connections::serve_connections(listener, router(state.clone()), limits, shutdown).await?;
     relay.abort();
+    sweep.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     jobs::finish_or_abort(&state, grace).await;
     Ok(())
 }

@@ -135,6 +135,26 @@ impl Publisher {
             .await?)
     }
 
+    /// Whether Redis answers a `PING` (readiness reports it; nothing depends on it).
+    ///
+    /// # Errors
+    /// Redis errors, or its silence.
+    pub async fn ping(&self) -> Result<(), PublishError> {
+        let mut con = self.connect().await?;
+        let _: String = redis::cmd("PING").query_async(&mut con).await?;
+        Ok(())
+    }
+
+    /// A subscription to Phase 2's completion channel (`serve --follow-imports`).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn subscribe_imports(&self) -> Result<redis::aio::PubSub, PublishError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.channels.import_completed()).await?;
+        Ok(pubsub)
+    }
+
     /// Publishes every pending outbox event in order and marks it published; universe events
     /// also go to their own channel and to the stream (id `{seq}-1`, capped at the configured
     /// length). Stops at the first Redis error, leaving the rest pending.

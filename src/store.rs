@@ -25,6 +25,7 @@ mod event_log;
 mod job_board;
 mod log_reader;
 mod outbox;
+mod owner;
 pub mod postgres;
 pub mod prices;
 mod records;
@@ -34,6 +35,7 @@ mod sqlite;
 mod views;
 
 pub use database::{Pooled, SqlStore, SqlTx, Writes};
+pub use owner::Owner;
 pub use records::*;
 
 use crate::domain::config::ConfigRow;
@@ -65,6 +67,12 @@ pub enum StoreError {
     },
     #[error("the database holds data the job cannot read: {0}")]
     Corrupt(String),
+    #[error("cannot hold this instance's owner lock ({path}): {source}")]
+    OwnerLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{}", describe_schema_gap(.missing, *.total))]
     SchemaOutOfDate {
         /// `(version, description)` of each migration not applied, oldest first.
@@ -362,6 +370,43 @@ pub trait JobBoard: Send + Sync {
 
     /// Job statistics since `since`.
     async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError>;
+
+    /// Takes the lock that shows other instances this process is alive, under a fresh id; the
+    /// jobs it creates carry that id (`JobRecord::owner`). Held until the `Owner` is dropped.
+    async fn claim_owner(&self) -> Result<Owner, StoreError>;
+
+    /// Re-takes `owner`'s lock if the connection holding it was lost (PostgreSQL); a no-op
+    /// otherwise. Run it periodically: a lost session would make this instance look dead.
+    async fn keep_owner(&self, owner: &Owner) -> Result<(), StoreError>;
+
+    /// Whether some process holds `owner`'s lock, looked at without taking it.
+    async fn owner_alive(&self, owner: &str) -> Result<bool, StoreError>;
+
+    /// The job started for the Phase 2 import `import_run_id`, if any.
+    async fn job_for_import(&self, import_run_id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// The jobs recorded pending or running, oldest first.
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Settles the unfinished jobs whose owner is gone (or unknown: jobs from before owners
+    /// were recorded), as `settle_abandoned_jobs` does with `reason`; a job of a live instance,
+    /// this one or another, is left alone whatever its age.
+    async fn settle_orphans(&self, reason: &str) -> Result<SettledJobs, StoreError> {
+        let mut settled = SettledJobs::default();
+        for job in self.unfinished_jobs().await? {
+            if let Some(owner) = &job.owner {
+                if self.owner_alive(owner).await? {
+                    continue;
+                }
+            }
+            let one = self
+                .settle_abandoned_jobs(Some(&job.job_id), reason)
+                .await?;
+            settled.completed += one.completed;
+            settled.failed += one.failed;
+        }
+        Ok(settled)
+    }
 }
 
 /// Read-only views for the admin UI and monitoring.

@@ -9,7 +9,7 @@ use crate::job::{
     RunRequest, TriggerMode,
 };
 use crate::report::RunReport;
-use crate::store::{JobRecord, JobStatus, Trigger};
+use crate::store::{JobRecord, JobStatus, SettledJobs, Trigger};
 use async_trait::async_trait;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -77,11 +77,52 @@ pub async fn trigger(
             )));
         }
     }
+    let job_id = start_job(
+        &state,
+        JobSpec {
+            mode,
+            force: body.force,
+            plan_id: body.plan_id.clone(),
+            triggered_by: Trigger::Api,
+            import_run_id: None,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "job_id": job_id,
+            "mode": body.mode,
+            "message": format!("cache sync job {job_id} accepted ({} mode)", body.mode),
+        })),
+    ))
+}
+
+/// What a job is asked to do, and who asked.
+pub struct JobSpec {
+    pub mode: TriggerMode,
+    pub force: bool,
+    /// Apply exactly this plan (API triggers only).
+    pub plan_id: Option<String>,
+    pub triggered_by: Trigger,
+    /// The Phase 2 import a pipeline job runs for.
+    pub import_run_id: Option<String>,
+}
+
+/// Records a job and runs it in the background; its id. One job at a time across instances:
+/// `AlreadyRunning` (naming the holder) while this service runs one, a run outside the API
+/// holds the writer lock, or a job of a live instance is recorded pending or running.
+///
+/// # Errors
+/// `ApiError::AlreadyRunning` as above; store errors (a second job for one import is refused
+/// by the unique index, as a store error).
+pub async fn start_job(state: &AppState, spec: JobSpec) -> Result<String, ApiError> {
     let record = JobRecord {
         job_id: job::new_job_id(),
-        mode: mode.as_str().to_owned(),
-        force: body.force,
-        triggered_by: Trigger::Api,
+        mode: spec.mode.as_str().to_owned(),
+        force: spec.force,
+        triggered_by: spec.triggered_by,
         status: JobStatus::Pending,
         created_at: Utc::now(),
         start_time: None,
@@ -90,7 +131,9 @@ pub async fn trigger(
         error_details: None,
         progress: None,
         run_id: None,
-        plan_id: body.plan_id.clone(),
+        plan_id: spec.plan_id.clone(),
+        owner: Some(state.owner().await?.id().to_owned()),
+        import_run_id: spec.import_run_id,
     };
     let mut running = state.running.lock().await;
     // The holder is named: this service's own job, or a run outside it.
@@ -107,7 +150,12 @@ pub async fn trigger(
             "a run outside the API holds the writer lock: {holder}"
         )));
     }
-    if !state.store.create_job(&record).await? {
+    // A job left by a stopped instance blocks until settled: settle now rather than refuse
+    // until the next sweep.
+    if !state.store.create_job(&record).await?
+        && (state.settle_orphans().await? == SettledJobs::default()
+            || !state.store.create_job(&record).await?)
+    {
         return Err(ApiError::AlreadyRunning(
             "another job is recorded pending or running; wait for it to finish, or check its status"
                 .to_owned(),
@@ -115,23 +163,14 @@ pub async fn trigger(
     }
     let job_id = record.job_id.clone();
     let task_state = state.clone();
-    let task_record = record.clone();
-    let plan_id = body.plan_id.clone();
-    let handle = tokio::spawn(async move { execute(task_state, task_record, mode, plan_id).await });
+    let handle = tokio::spawn(async move {
+        execute(task_state, record, spec.mode, spec.plan_id).await;
+    });
     *running = Some(RunningJob {
         job_id: job_id.clone(),
         handle,
     });
-    drop(running);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "success": true,
-            "job_id": job_id,
-            "mode": body.mode,
-            "message": format!("cache sync job {job_id} accepted ({} mode)", body.mode),
-        })),
-    ))
+    Ok(job_id)
 }
 
 /// The job board's view of a run: running, its latest step, completed or failed.
@@ -194,7 +233,7 @@ async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id:
     let request = RunRequest {
         plan: PlanRequest::default(),
         force: record.force,
-        trigger: Trigger::Api,
+        trigger: record.triggered_by,
         now: Utc::now(),
         pause_before_commit: false,
         job_id: record.job_id.clone(),
@@ -259,6 +298,7 @@ fn job_body(job: &JobRecord) -> Value {
         "progress": job.progress,
         "run_id": job.run_id,
         "force": job.force,
+        "import_run_id": job.import_run_id,
     })
 }
 
@@ -347,6 +387,53 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "status": if database { "healthy" } else { "unhealthy" },
             "database": if database { "ok" } else { "unreachable" },
             "redis": if state.publisher.is_some() { "configured" } else { "not configured" },
+            "service": "tickstock-cache-sync",
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+}
+
+/// `GET /health/live`: the process serves requests. Touches no database or Redis, so an
+/// orchestrator never restarts the service for an outage it cannot fix by restarting.
+pub async fn live() -> Json<Value> {
+    Json(json!({
+        "status": "alive",
+        "service": "tickstock-cache-sync",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// How long readiness waits for Redis before reporting it unreachable (a probe's own timeout
+/// is typically a second or a few).
+const REDIS_PROBE: Duration = Duration::from_millis(1000);
+
+/// `GET /health/ready`: `200` when the database answers and has every migration this build
+/// expects; `503` with the reason otherwise. Redis is reported, not required: without it the
+/// service still runs jobs, only their notices wait in the outbox.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let schema = state.store.check_schema().await;
+    let redis = match &state.publisher {
+        None => "not configured",
+        Some(publisher) => match tokio::time::timeout(REDIS_PROBE, publisher.ping()).await {
+            Ok(Ok(())) => "ok",
+            _ => "unreachable",
+        },
+    };
+    let (status, ready, reason) = match &schema {
+        Ok(()) => (StatusCode::OK, true, None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, false, Some(e.to_string())),
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "database": match &schema {
+                Ok(()) => "ok",
+                Err(crate::store::StoreError::SchemaOutOfDate { .. }) => "migrations missing",
+                Err(_) => "unreachable",
+            },
+            "reason": reason,
+            "redis": redis,
             "service": "tickstock-cache-sync",
             "version": env!("CARGO_PKG_VERSION"),
         })),

@@ -75,5 +75,18 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         out,
         "cache_sync_last_success_as_of_timestamp_seconds {as_of}"
     );
+    let _ = writeln!(
+        out,
+        "# HELP cache_sync_pipeline_imports_handled_total Phase 2 import completions this instance handled (started, queued or found already run)."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE cache_sync_pipeline_imports_handled_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "cache_sync_pipeline_imports_handled_total {}",
+        state.pipeline.imports_handled()
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -1,11 +1,12 @@
 //! `SqlStore`: one database of either kind, its pool, its transactions, and the `Schema` role.
 
 use super::dialect::Dialect;
+use super::owner::{Owner, OwnerHold};
 use super::sql::{Conn, Sql};
 use super::{postgres, require_migrations, sqlite, QueryContext, Schema, StoreError};
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 /// The store: PostgreSQL in production, or the embedded SQLite file. Cheap to clone (a pool).
 #[derive(Clone)]
@@ -199,6 +200,63 @@ impl SqlStore {
             Pool::Sqlite(p) => Ok(sqlite::writer_lock_holder(
                 p.connect_options().get_filename(),
             )),
+        }
+    }
+
+    /// Takes a fresh owner's lock (see `JobBoard::claim_owner`).
+    ///
+    /// # Errors
+    /// The driver's error, or the owner file's.
+    pub(super) async fn claim_owner(&self) -> Result<Owner, StoreError> {
+        let id = Owner::new_id();
+        let hold = match &self.pool {
+            Pool::Postgres(p) => OwnerHold::Postgres(self.owner_session(p, &id).await?),
+            Pool::Sqlite(p) => {
+                OwnerHold::Sqlite(sqlite::lock_owner(p.connect_options().get_filename(), &id)?)
+            }
+        };
+        Ok(Owner::new(id, hold))
+    }
+
+    /// A session of its own (outside the pool, which would hand it to other work) holding
+    /// `id`'s owner lock.
+    async fn owner_session(&self, pool: &PgPool, id: &str) -> Result<PgConnection, StoreError> {
+        let mut conn = PgConnection::connect_with(&pool.connect_options())
+            .await
+            .during("connecting the owner session")?;
+        postgres::lock_owner(&mut conn, id).await?;
+        Ok(conn)
+    }
+
+    /// See `JobBoard::keep_owner`.
+    ///
+    /// # Errors
+    /// The driver's error when the lock cannot be taken again.
+    pub(super) async fn keep_owner(&self, owner: &Owner) -> Result<(), StoreError> {
+        let mut hold = owner.hold.lock().await;
+        if let (Pool::Postgres(p), OwnerHold::Postgres(conn)) = (&self.pool, &mut *hold) {
+            if !postgres::session_answers(conn).await {
+                tracing::warn!(
+                    owner = owner.id(),
+                    "the owner session was lost; taking it again"
+                );
+                *conn = self.owner_session(p, owner.id()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// See `JobBoard::owner_alive`.
+    ///
+    /// # Errors
+    /// The driver's error, or the owner file's.
+    pub(super) async fn owner_alive(&self, owner: &str) -> Result<bool, StoreError> {
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.during("connecting")?;
+                postgres::owner_alive(&mut conn, owner).await
+            }
+            Pool::Sqlite(p) => sqlite::owner_alive(p.connect_options().get_filename(), owner),
         }
     }
 

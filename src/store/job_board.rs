@@ -3,7 +3,9 @@
 use super::database::SqlStore;
 use super::database::Writes;
 use super::dialect::Dialect;
-use super::{JobBoard, JobRecord, JobStats, JobStatus, QueryContext, SettledJobs, StoreError};
+use super::{
+    JobBoard, JobRecord, JobStats, JobStatus, Owner, QueryContext, SettledJobs, StoreError,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -11,7 +13,7 @@ use chrono::{DateTime, Utc};
 fn columns(dialect: Dialect) -> String {
     format!(
         "select job_id, mode, force, triggered_by, status, created_at, start_time, end_time,
-                {} as duration_seconds, error_details, progress, run_id, plan_id
+                {} as duration_seconds, error_details, progress, run_id, plan_id, owner, import_run_id
          from cache_sync_job",
         dialect.seconds_between("start_time", "end_time")
     )
@@ -27,8 +29,8 @@ impl JobBoard for SqlStore {
         let inserted = conn
             .sql(
                 "insert into cache_sync_job (job_id, mode, force, triggered_by, status, created_at,
-                     plan_id)
-                 select $1, $2, $3, $4, 'pending', $5, $6
+                     plan_id, owner, import_run_id)
+                 select $1, $2, $3, $4, 'pending', $5, $6, $7, $8
                  where not exists (select 1 from cache_sync_job
                                    where status in ('pending', 'running'))",
             )
@@ -38,6 +40,8 @@ impl JobBoard for SqlStore {
             .bind(job.triggered_by.as_str())
             .bind(job.created_at)
             .bind(&job.plan_id)
+            .bind(&job.owner)
+            .bind(&job.import_run_id)
             .execute(conn)
             .await
             .during("creating a job")?;
@@ -161,6 +165,43 @@ impl JobBoard for SqlStore {
         let failed = sql.execute(conn).await.during("failing abandoned jobs")?;
         tx.commit("settling abandoned jobs").await?;
         Ok(SettledJobs { completed, failed })
+    }
+
+    async fn claim_owner(&self) -> Result<Owner, StoreError> {
+        SqlStore::claim_owner(self).await
+    }
+
+    async fn keep_owner(&self, owner: &Owner) -> Result<(), StoreError> {
+        SqlStore::keep_owner(self, owner).await
+    }
+
+    async fn owner_alive(&self, owner: &str) -> Result<bool, StoreError> {
+        SqlStore::owner_alive(self, owner).await
+    }
+
+    async fn job_for_import(&self, import_run_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        conn.sql(&format!(
+            "{} where import_run_id = $1",
+            columns(conn.dialect())
+        ))
+        .bind(import_run_id)
+        .fetch_optional(conn)
+        .await
+        .during("reading an import's job")
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut pooled = self.acquire().await?;
+        let conn = &mut pooled.conn();
+        conn.sql(&format!(
+            "{} where status in ('pending', 'running') order by created_at, job_id",
+            columns(conn.dialect())
+        ))
+        .fetch_all(conn)
+        .await
+        .during("listing unfinished jobs")
     }
 
     async fn job_stats(&self, since: DateTime<Utc>) -> Result<JobStats, StoreError> {

@@ -88,6 +88,52 @@ pub(super) async fn writer_lock_holder(
     }))
 }
 
+/// Class (first key) of the owners' session advisory locks; the second key is
+/// `hashtext(owner id)`. Distinct from the writer lock, whose single 64-bit key shows in
+/// `pg_locks` with `objsubid` 1, not 2.
+const OWNER_LOCK_CLASS: i32 = 0x7C5E_0015;
+
+/// Takes `id`'s owner lock on `conn` for the session's life. Ids are fresh, so a lock already
+/// taken means a hash collision with a live owner: refused rather than shared.
+pub(super) async fn lock_owner(conn: &mut PgConnection, id: &str) -> Result<(), StoreError> {
+    let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, hashtext($2))")
+        .bind(OWNER_LOCK_CLASS)
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .during("taking the owner lock")?;
+    if got {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "the owner lock of {id} is taken by another session"
+        )))
+    }
+}
+
+/// Whether a session holds `id`'s owner lock, read from `pg_locks` without taking it. The
+/// second key shows in `objid` as an unsigned 32-bit number.
+pub(super) async fn owner_alive(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
+    sqlx::query_scalar(
+        "select exists (
+             select 1 from pg_locks l
+             where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+               and l.database = (select oid from pg_database where datname = current_database())
+               and l.classid::bigint = $1
+               and l.objid::bigint = (hashtext($2)::bigint + 4294967296) % 4294967296)",
+    )
+    .bind(i64::from(OWNER_LOCK_CLASS))
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .during("looking at an owner lock")
+}
+
+/// Whether `conn`, an owner's dedicated session, still answers.
+pub(super) async fn session_answers(conn: &mut PgConnection) -> bool {
+    sqlx::query("select 1").execute(conn).await.is_ok()
+}
+
 pub(super) async fn wait_for_writer_lock(conn: &mut PgConnection) -> Result<(), StoreError> {
     let context = "waiting for the writer lock";
     sqlx::query("set local lock_timeout = '30s'")

@@ -199,6 +199,11 @@ pub struct JobRecord {
     pub progress: Option<serde_json::Value>,
     pub run_id: Option<i64>,
     pub plan_id: Option<String>,
+    /// The service instance that runs it (`Owner::id`); `None` for jobs recorded before
+    /// owners were.
+    pub owner: Option<String>,
+    /// The Phase 2 import a pipeline job runs for (`data_import_completed`'s `run_id`).
+    pub import_run_id: Option<String>,
 }
 
 /// What settling abandoned jobs did.

@@ -203,6 +203,67 @@ pub(super) fn writer_lock_holder(db: &Path) -> Option<String> {
     }
 }
 
+/// The owner-lock file of owner `id` next to the database file `db`; `None` for an in-memory
+/// database.
+fn owner_path(db: &Path, id: &str) -> Option<PathBuf> {
+    let mut path = marker_path(db)?.into_os_string();
+    path.push(format!("-owner-{id}"));
+    Some(PathBuf::from(path))
+}
+
+fn owner_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::OwnerLock {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Creates and exclusively locks `id`'s owner file; the lock lasts as long as the returned
+/// file (the kernel releases it when the process dies). `None` for an in-memory database.
+pub(super) fn lock_owner(db: &Path, id: &str) -> Result<Option<std::fs::File>, StoreError> {
+    let Some(path) = owner_path(db, id) else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| owner_error(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(owner_error(
+            &path,
+            std::io::Error::other("locked by another process"),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(owner_error(&path, e)),
+    }
+}
+
+/// Whether a process holds `id`'s owner file locked. A missing or unlocked file means the
+/// owner is gone; its file is removed then (owner ids are never reused, and an owner creates
+/// its jobs only after locking, so nobody is about to lock it). An in-memory database has no
+/// other process: its owners count as alive.
+pub(super) fn owner_alive(db: &Path, id: &str) -> Result<bool, StoreError> {
+    let Some(path) = owner_path(db, id) else {
+        return Ok(true);
+    };
+    let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(owner_error(&path, e)),
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(error = %e, path = %path.display(), "cannot remove a dead owner's file");
+            }
+            Ok(false)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(owner_error(&path, e)),
+    }
+}
+
 /// Unique indexes of `cache_entries` other than the primary key: (name, origin, columns), where
 /// origin is `c` for `create unique index` and `u` for a table constraint.
 pub(super) async fn unique_indexes(

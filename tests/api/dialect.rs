@@ -508,10 +508,13 @@ async fn every_error_body_has_success_false_and_the_message_the_admin_route_show
     let state = app_state(&db, JobConfig::default(), None);
     let app = api::router(state.clone());
 
+    // A job another live instance runs.
+    let other = db.store.claim_owner().await.unwrap();
     db.sql(
-        "insert into cache_sync_job (job_id, mode, force, triggered_by, status)
-         values ('0b7a6d2e-5a44-4b8e-9a55-3c1f9f5e2d10', 'full', false, 'api', 'running')",
+        "insert into cache_sync_job (job_id, mode, force, triggered_by, status, owner)
+         values ('0b7a6d2e-5a44-4b8e-9a55-3c1f9f5e2d10', 'full', false, 'api', 'running', $1)",
     )
+    .bind(other.id())
     .execute()
     .await;
     let busy = post(&app, TRIGGER, &json!({"mode": "full", "force": true})).await;

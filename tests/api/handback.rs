@@ -470,10 +470,13 @@ async fn the_documented_error_examples_have_the_error_shape_and_real_codes() {
     note(&get(&app, "/api/processing/cache-sync/history?limit=0").await);
     note(&get(&app, "/api/universes/stock_universe/market_cap/giga_cap").await);
     note(&crate::http::post(&app, TRIGGER, &serde_json::json!({"plan_id": "plan-0"})).await);
+    // A job another live instance runs.
+    let other = db.store.claim_owner().await.unwrap();
     sqlx::query(
-        "insert into cache_sync_job (job_id, mode, force, triggered_by, status)
-         values ('cs-x', 'full', false, 'api', 'running')",
+        "insert into cache_sync_job (job_id, mode, force, triggered_by, status, owner)
+         values ('cs-x', 'full', false, 'api', 'running', $1)",
     )
+    .bind(other.id())
     .execute(db.pool())
     .await
     .unwrap();

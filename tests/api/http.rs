@@ -582,11 +582,14 @@ on_both_stores!(a_job_that_fails_is_reported_failed_with_its_error);
 async fn a_trigger_while_a_job_is_recorded_running_gets_409_and_creates_nothing(backend: Backend) {
     let db = TestDb::on(backend).await;
     db.load(&small_market(5, 1), 1).await;
+    // A job another live instance runs.
+    let other = db.store.claim_owner().await.unwrap();
     db.sql(
-        "insert into cache_sync_job (job_id, mode, force, triggered_by, status, start_time)
-         values ('cs-elsewhere', 'full', false, 'api', 'running', $1)",
+        "insert into cache_sync_job (job_id, mode, force, triggered_by, status, start_time, owner)
+         values ('cs-elsewhere', 'full', false, 'api', 'running', $1, $2)",
     )
     .bind(Utc::now())
+    .bind(other.id())
     .execute()
     .await;
     let state = app_state(&db, JobConfig::default(), None);
@@ -696,7 +699,7 @@ async fn every_protected_route_answers_401_json_without_the_key_or_with_a_wrong_
         .filter(|r| !r.authenticated)
         .map(|r| r.path)
         .collect();
-    assert_eq!(open, ["/health"]);
+    assert_eq!(open, ["/health", "/health/live", "/health/ready"]);
     let health = send(&app, "GET", "/health", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
     let health = send(&app, "GET", "/health", Some("wrong"), None).await;
@@ -718,6 +721,74 @@ async fn a_service_without_a_key_serves_every_route(backend: Backend) {
 }
 
 on_both_stores!(a_service_without_a_key_serves_every_route);
+
+/// Liveness touches nothing; readiness needs the database with every migration, and reports
+/// Redis without requiring it (issue 15 item 4).
+async fn readiness_needs_the_migrated_database_and_liveness_needs_nothing(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    let redis = Publisher::new(
+        &crate::pubsub::redis_url(),
+        tickstock_cache_sync::domain::events::Channels {
+            prefix: crate::pubsub::unique_prefix(),
+        },
+        100,
+    )
+    .unwrap();
+    let app = api::router(app_state(&db, JobConfig::default(), Some(redis)));
+    let ready = send(&app, "GET", "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    assert_eq!(ready.json()["status"], "ready");
+    assert_eq!(ready.json()["redis"], "ok");
+    // Redis down is reported, and the service is still ready.
+    let nobody = format!("redis://127.0.0.1:{}", free_port());
+    let silent = Publisher::new(
+        &nobody,
+        tickstock_cache_sync::domain::events::Channels {
+            prefix: "x".to_owned(),
+        },
+        100,
+    )
+    .unwrap();
+    let without_redis = api::router(app_state(&db, JobConfig::default(), Some(silent)));
+    let ready = send(&without_redis, "GET", "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    assert_eq!(ready.json()["redis"], "unreachable");
+
+    // A migration this build expects is missing.
+    db.exec(
+        "delete from _sqlx_migrations where version = (select max(version) from _sqlx_migrations)",
+    )
+    .await;
+    let ready = send(&app, "GET", "/health/ready", None, None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text()
+    );
+    let body = ready.json();
+    assert_eq!(body["database"], "migrations missing", "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("not applied"),
+        "{body}"
+    );
+
+    // The database does not answer: not ready, yet alive.
+    db.database.close().await;
+    let ready = send(&app, "GET", "/health/ready", None, None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text()
+    );
+    assert_eq!(ready.json()["database"], "unreachable");
+    let live = send(&app, "GET", "/health/live", None, None).await;
+    assert_eq!(live.status, StatusCode::OK, "{}", live.text());
+    assert_eq!(live.json()["status"], "alive");
+}
+
+on_both_stores!(readiness_needs_the_migrated_database_and_liveness_needs_nothing);
 
 async fn the_openapi_document_lists_exactly_the_route_table(backend: Backend) {
     let db = TestDb::on(backend).await;

@@ -115,7 +115,9 @@ async fn a_service_killed_after_a_commit_leaves_a_job_the_restart_completes_with
             .status,
         200
     );
-    let settled = get(&app, &status_uri(&job_id)).await.json();
+    // Settled at start, or at the next sweep when PostgreSQL had not yet ended the killed
+    // process's session (and so its owner lock) when the service started.
+    let settled = until_settled(&app, &job_id).await;
     assert_eq!(settled["status"], "completed", "{settled}");
     assert_eq!(settled["run_id"], run_id, "{settled}");
     assert!(settled["error_details"].is_null(), "{settled}");
@@ -131,6 +133,22 @@ async fn a_service_killed_after_a_commit_leaves_a_job_the_restart_completes_with
 }
 
 on_both_stores!(a_service_killed_after_a_commit_leaves_a_job_the_restart_completes_with_its_run);
+
+/// Waits (bounded) until the job is no longer pending or running, and returns its status.
+async fn until_settled(app: &axum::Router, job_id: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = get(app, &status_uri(job_id)).await.json();
+        if status["status"] != "pending" && status["status"] != "running" {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {job_id} was never settled: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// A state whose jobs stop after their commit, before recording their outcome.
 fn pausing_state(db: &TestDb) -> AppState {
@@ -175,6 +193,58 @@ async fn a_shutdown_that_aborts_a_job_after_its_commit_records_it_completed(back
 }
 
 on_both_stores!(a_shutdown_that_aborts_a_job_after_its_commit_records_it_completed);
+
+/// Two instances on one database (issue 15 item 3): one starting while the other runs a job
+/// must not settle that job, however fresh or old; once the running instance is gone, the
+/// other settles the job from the run record and takes the next trigger.
+async fn a_starting_service_leaves_a_live_instances_job_alone(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    db.load(&small_market(45, 1), 1).await;
+    let runner = pausing_state(&db);
+    let runner_app = api::router(runner.clone());
+    let accepted = post(&runner_app, TRIGGER, &json!({"force": true})).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text());
+    let job_id = accepted.json()["job_id"].as_str().unwrap().to_owned();
+    let run_id = until_committed(&db, &job_id).await;
+
+    // The second instance starts (its first answer means its start-up settling is done).
+    let other = app_state(&db, JobConfig::default(), None);
+    let service = Service::start(&other, Duration::ZERO).await;
+    let other_app = api::router(other.clone());
+    assert_eq!(
+        raw_request(service.addr, "GET", "/health", None, None)
+            .await
+            .status,
+        200
+    );
+    let left = get(&other_app, &status_uri(&job_id)).await.json();
+    assert_eq!(left["status"], "running", "a live instance's job: {left}");
+    let refused = post(&other_app, TRIGGER, &json!({"force": true})).await;
+    assert_error(&refused, StatusCode::CONFLICT, "already_running");
+    let still = get(&other_app, &status_uri(&job_id)).await.json();
+    assert_eq!(
+        still["status"], "running",
+        "a refused trigger settles nothing live: {still}"
+    );
+
+    // The runner goes away (its job task, its router and its owner lock with them).
+    let running = runner.running.lock().await.take().expect("the paused job");
+    running.handle.abort();
+    let _ = running.handle.await;
+    drop(runner_app);
+    drop(runner);
+    let settled = until_settled(&other_app, &job_id).await;
+    assert_eq!(settled["status"], "completed", "{settled}");
+    assert_eq!(settled["run_id"], run_id, "{settled}");
+    let next = post(&other_app, TRIGGER, &json!({"force": true})).await;
+    assert_eq!(next.status, StatusCode::ACCEPTED, "{}", next.text());
+    let next_id = next.json()["job_id"].as_str().unwrap().to_owned();
+    let done = until_settled(&other_app, &next_id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    service.shut_down().await;
+}
+
+on_both_stores!(a_starting_service_leaves_a_live_instances_job_alone);
 
 async fn the_lock_probe_only_looks_and_never_makes_a_run_fail(backend: Backend) {
     let db = TestDb::on(backend).await;

@@ -20,6 +20,7 @@ mod http;
 mod job_records;
 mod listener;
 mod operator;
+mod pipeline;
 mod plan;
 mod prices;
 mod pubsub;

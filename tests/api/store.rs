@@ -226,6 +226,8 @@ async fn the_job_runs_replays_rolls_back_and_keeps_its_log_on_one_database(backe
         progress: None,
         run_id: None,
         plan_id: None,
+        owner: None,
+        import_run_id: None,
     };
     assert!(store.create_job(&job_record).await.unwrap());
     let second_job = JobRecord {
