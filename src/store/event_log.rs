@@ -4,6 +4,7 @@
 
 use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
+use super::identity;
 use super::log_reader;
 use super::prices;
 use super::rows::{market_row, parse_hash, MarketRow, Unreadable};
@@ -72,10 +73,11 @@ impl RunTx for SqlTx {
             .await
             .during("loading symbols and latest closes")?;
         let mut unreadable = Unreadable::new();
-        let (symbols, closes) = rows
+        let (mut symbols, closes): (Vec<_>, Vec<_>) = rows
             .into_iter()
             .map(|row| market_row(row, &mut unreadable))
             .unzip();
+        identity::read_identities(conn, &mut symbols).await?;
         let snapshot = MarketSnapshot {
             as_of,
             symbols,
