@@ -42,6 +42,7 @@ fn main() {
         days: nights + 1,
         seed,
         nasty: false,
+        renames: 0,
     });
     let mut banded = CatalogConfig::default();
     banded

@@ -261,6 +261,11 @@ pub struct FixtureArgs {
     /// Add bad rows (zero/negative/absurd caps, duplicate tickers, missing closes).
     #[arg(long)]
     pub nasty: bool,
+    /// Rename this many stocks on days the seed chooses (the old ticker turns inactive, a new
+    /// one with the same identity takes over its prices); written with the identity columns
+    /// where `symbols` has them.
+    #[arg(long, default_value_t = 0)]
+    pub renames: usize,
     /// Also give every symbol priced on day 1 this many older daily bars (the weekdays before
     /// day 1), as production's years of history: 1250 is five years.
     #[arg(long, default_value_t = 0)]

@@ -13,6 +13,7 @@ pub mod market;
 pub mod members;
 pub mod notices;
 pub mod reasons;
+pub mod renames;
 pub mod replay;
 pub mod securities;
 pub mod types;

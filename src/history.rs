@@ -3,6 +3,7 @@
 
 use crate::domain::fingerprint::{hash_value, ContentHash};
 use crate::domain::members::member_lists;
+use crate::domain::reasons::ReasonCode;
 use crate::domain::replay::{fold, FoldError, ReplayEvent, ReplayedCatalog};
 use crate::domain::types::{EntryKey, RunId};
 use crate::store::{
@@ -271,7 +272,58 @@ pub struct HistoryLine {
     pub removed: Vec<MemberMove>,
 }
 
-/// Changes of one universe or of all (or only those that moved `symbol`), newest first.
+/// How many ticker changes `history --symbol` follows back (a chain longer than this is data
+/// gone wrong, not a company's past).
+const MAX_RENAME_CHAIN: usize = 32;
+
+/// The tickers whose past is `symbol`'s: itself, then every ticker it was renamed from (and
+/// theirs), each with the last run that belongs to it (the run of the rename; `None` for
+/// `symbol` itself), and the events that mention any of them, by `seq`.
+async fn rename_chain(
+    store: &dyn LogReader,
+    environment: &str,
+    key: Option<&EntryKey>,
+    symbol: &str,
+) -> Result<(BTreeSet<String>, BTreeMap<i64, LoggedEvent>), HistoryError> {
+    let mut chain: Vec<(String, Option<RunId>)> = vec![(symbol.to_owned(), None)];
+    let mut seen: BTreeSet<String> = BTreeSet::from([symbol.to_owned()]);
+    let mut events = BTreeMap::new();
+    let mut next = 0;
+    while next < chain.len() {
+        let (ticker, up_to_run) = chain[next].clone();
+        next += 1;
+        let found = store
+            .read_events(
+                environment,
+                &EventFilter {
+                    key: key.cloned(),
+                    symbol: Some(ticker.clone()),
+                    up_to_run,
+                    ..EventFilter::default()
+                },
+            )
+            .await?;
+        for event in found {
+            let predecessors = event
+                .change
+                .lists
+                .iter()
+                .flat_map(|l| l.added.iter())
+                .filter(|m| m.ticker == ticker && m.reason.code == ReasonCode::Renamed)
+                .filter_map(|m| m.reason.detail.get("from")?.as_str().map(str::to_owned));
+            for from in predecessors.collect::<Vec<_>>() {
+                if chain.len() < MAX_RENAME_CHAIN && seen.insert(from.clone()) {
+                    chain.push((from, Some(event.run_id)));
+                }
+            }
+            events.insert(event.seq, event);
+        }
+    }
+    Ok((seen, events))
+}
+
+/// Changes of one universe or of all (or only those that moved `symbol`), newest first. A
+/// symbol's history follows its renames backwards: `META`'s shows `FB`'s past up to the rename.
 ///
 /// # Errors
 /// Store errors.
@@ -282,25 +334,38 @@ pub async fn history(
     symbol: Option<&str>,
     limit: i64,
 ) -> Result<Vec<HistoryLine>, HistoryError> {
-    let events = store
-        .read_events(
-            environment,
-            &EventFilter {
-                key: key.cloned(),
-                symbol: symbol.map(str::to_owned),
-                newest_first: true,
-                limit: Some(limit),
-                ..EventFilter::default()
-            },
-        )
-        .await?;
+    let (tickers, events) = match symbol {
+        Some(symbol) => {
+            let (tickers, events) = rename_chain(store, environment, key, symbol).await?;
+            let newest: Vec<LoggedEvent> = events
+                .into_values()
+                .rev()
+                .take(usize::try_from(limit).unwrap_or(0))
+                .collect();
+            (Some(tickers), newest)
+        }
+        None => {
+            let events = store
+                .read_events(
+                    environment,
+                    &EventFilter {
+                        key: key.cloned(),
+                        newest_first: true,
+                        limit: Some(limit),
+                        ..EventFilter::default()
+                    },
+                )
+                .await?;
+            (None, events)
+        }
+    };
     let runs: HashMap<RunId, Option<NaiveDate>> = store
         .read_runs(environment, 100_000, 0)
         .await?
         .into_iter()
         .map(|r| (r.run_id, r.as_of))
         .collect();
-    let keep = |ticker: &str| symbol.is_none_or(|s| s == ticker);
+    let keep = |ticker: &str| tickers.as_ref().is_none_or(|t| t.contains(ticker));
     Ok(events
         .into_iter()
         .map(|e| {

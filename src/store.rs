@@ -22,6 +22,7 @@ mod append;
 mod database;
 pub mod dialect;
 mod event_log;
+pub mod identity;
 mod job_board;
 mod log_reader;
 mod outbox;

@@ -40,6 +40,7 @@ pub(super) async fn load_fixtures(config: &Config, args: &FixtureArgs) -> Result
         days: args.days,
         seed: args.seed,
         nasty: args.nasty,
+        renames: args.renames,
     });
     bar.step(30, &format!("writing {day} days of prices"));
     let loaded = loader::load_through_day(&store, &market, day).await?;

@@ -58,6 +58,7 @@ pub async fn run(store: &SqlStore, out: &mut dyn FnMut(&str)) -> Result<(), Demo
         days: 2,
         seed: 7,
         nasty: false,
+        renames: 0,
     });
     let loaded = load_through_day(store, &market, 1).await?;
     say(format!(

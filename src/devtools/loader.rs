@@ -12,6 +12,7 @@ pub use ownership::{foreign_rows, ForeignRows, FIXTURE_SYMBOLS};
 
 use crate::devtools::market::SyntheticMarket;
 use crate::domain::market::{DailyBar, SymbolRow};
+use crate::store::identity::identity_columns;
 use crate::store::sql::{execute_chunked, rows_per_statement, Conn};
 use crate::store::{QueryContext, SqlStore, StoreError, Writes};
 use chrono::{DateTime, Utc};
@@ -65,11 +66,22 @@ async fn write_rows(
     let conn = &mut tx.conn();
     let dialect = conn.dialect();
     ownership::mark_own(conn, &ownership::symbols_of(symbols)).await?;
-    for chunk in symbols.chunks(rows_per_statement(dialect, 14)) {
-        let mut sql = conn.sql(
+    // The identity columns are written where the schema has them (production's does; the
+    // project's migrations do not add them).
+    let identity: Vec<&str> = identity_columns(conn).await?.names().collect();
+    let columns = identity
+        .iter()
+        .map(|c| format!(", {c}"))
+        .collect::<String>();
+    let updates = identity
+        .iter()
+        .map(|c| format!(", {c} = excluded.{c}"))
+        .collect::<String>();
+    for chunk in symbols.chunks(rows_per_statement(dialect, 14 + identity.len())) {
+        let mut sql = conn.sql(&format!(
             "insert into symbols (symbol, name, type, active, market_cap, weighted_shares_outstanding,
-                 primary_exchange, market, sector, industry, list_date, etf_type, issuer, aum_millions) ",
-        );
+                 primary_exchange, market, sector, industry, list_date, etf_type, issuer, aum_millions{columns}) "
+        ));
         sql.push_values(chunk, |row, r| {
             row.bind(&r.symbol)
                 .bind(&r.name)
@@ -85,16 +97,23 @@ async fn write_rows(
                 .bind(&r.etf_type)
                 .bind(&r.issuer)
                 .bind(r.aum_millions);
+            for column in &identity {
+                row.bind(match *column {
+                    "composite_figi" => &r.composite_figi,
+                    "share_class_figi" => &r.share_class_figi,
+                    _ => &r.cik,
+                });
+            }
         })
-        .push(
+        .push(&format!(
             " on conflict (symbol) do update set name = excluded.name, type = excluded.type,
                  active = excluded.active, market_cap = excluded.market_cap,
                  weighted_shares_outstanding = excluded.weighted_shares_outstanding,
                  primary_exchange = excluded.primary_exchange, market = excluded.market,
                  sector = excluded.sector, industry = excluded.industry,
                  list_date = excluded.list_date, etf_type = excluded.etf_type,
-                 issuer = excluded.issuer, aum_millions = excluded.aum_millions",
-        );
+                 issuer = excluded.issuer, aum_millions = excluded.aum_millions{updates}"
+        ));
         sql.execute(conn).await.during("loading symbols")?;
     }
     insert_bars(conn, bars, Utc::now()).await?;

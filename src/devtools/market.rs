@@ -13,7 +13,9 @@
 //! * dirty data: inactive symbols, NULL sectors, NULL caps and shares, non-CS types;
 //! * day-to-day events (new listings, delistings, reclassifications, share-count changes),
 //!   large movers that push stocks across the market-cap band boundaries, and missing bars;
-//! * optionally (`nasty`), deliberately bad rows on top.
+//! * optionally (`nasty`), deliberately bad rows on top;
+//! * vendor identity columns (`composite_figi`, `share_class_figi`, `cik`) on every row and,
+//!   optionally (`renames`), ticker changes that keep them.
 //!
 //! Everything is a pure function of the parameters: no I/O, no clock, no hash-map iteration
 //! order. Sub-streams of randomness are derived per purpose from the seed, so turning `nasty`
@@ -67,10 +69,14 @@ pub struct FixtureParams {
     /// Add deliberately bad rows (case/whitespace duplicates, absurd or negative caps, NULL
     /// names and sectors, stocks without bars, very long names). All of them are active.
     pub nasty: bool,
+    /// Ticker changes (FB → META) on days the seed chooses: the old ticker turns inactive, a
+    /// new one with the same identity columns takes over its prices. 0 leaves the market
+    /// exactly as without the option.
+    pub renames: usize,
 }
 
 impl Default for FixtureParams {
-    /// 5000 stocks, 800 ETFs, 30 days, seed 42, no bad rows.
+    /// 5000 stocks, 800 ETFs, 30 days, seed 42, no bad rows, no renames.
     fn default() -> Self {
         FixtureParams {
             stocks: 5000,
@@ -78,6 +84,7 @@ impl Default for FixtureParams {
             days: 30,
             seed: 42,
             nasty: false,
+            renames: 0,
         }
     }
 }
@@ -163,6 +170,9 @@ impl SyntheticMarket {
                 etf_type: e.etf.as_ref().map(|x| x.etf_type.to_string()),
                 issuer: e.etf.as_ref().map(|x| x.issuer.to_string()),
                 aum_millions,
+                composite_figi: Some(self.figi(i, 1)),
+                share_class_figi: Some(self.figi(i, 2)),
+                cik: Some(self.cik(i)),
             });
         }
         rows
@@ -232,6 +242,54 @@ impl SyntheticMarket {
             });
         }
         bars
+    }
+
+    /// The renames: (day, old ticker, new ticker), by day then old ticker.
+    pub fn renames(&self) -> Vec<(usize, String, String)> {
+        let mut out: Vec<(usize, String, String)> = self
+            .entities
+            .iter()
+            .filter(|e| e.role == Role::Successor)
+            .filter_map(|e| {
+                let old = &self.entities[e.path_src?];
+                Some((e.listed_day as usize, old.ticker.clone(), e.ticker.clone()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The entity whose identity `i` carries: its own, or (duplicates, successors) the one
+    /// whose prices it shares.
+    fn identity_source(&self, i: usize) -> u64 {
+        self.entities[i].path_src.unwrap_or(i) as u64
+    }
+
+    /// A FIGI-shaped id (`BBG` and 9 characters of FIGI's alphabet, no vowels), one per entity
+    /// and `kind` (1 composite, 2 share class), from the seed.
+    fn figi(&self, i: usize, kind: u64) -> String {
+        const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXYZ0123456789";
+        let mut z = mix3(
+            sub_seed(self.seed, SEED_IDENTITY),
+            self.identity_source(i),
+            kind,
+        );
+        let mut id = String::from("BBG");
+        for _ in 0..9 {
+            id.push(ALPHABET[(z % ALPHABET.len() as u64) as usize] as char);
+            z /= ALPHABET.len() as u64;
+        }
+        id
+    }
+
+    /// A ten-digit, zero-padded CIK, one per entity, from the seed.
+    fn cik(&self, i: usize) -> String {
+        let z = mix3(
+            sub_seed(self.seed, SEED_IDENTITY),
+            self.identity_source(i),
+            3,
+        );
+        format!("{:010}", z % 2_000_000_000)
     }
 
     fn check_day(&self, day: usize) {

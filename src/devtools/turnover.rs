@@ -154,6 +154,7 @@ mod tests {
             days: 61,
             seed: 42,
             nasty: false,
+            renames: 0,
         });
         let banded = CatalogConfig {
             banding: Banding {

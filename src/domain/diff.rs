@@ -326,9 +326,12 @@ fn created(
                 .iter()
                 .map(|m| {
                     // A new entry stores its whole value; the reason code per member is kept but
-                    // not the figures behind it, which the value already holds.
+                    // not the figures behind it, which the value already holds. A rename's
+                    // detail is no figure: history follows it from the new ticker to the old.
                     let mut reason = ctx.built(family, entry, m.ticker, m.position, force);
-                    reason.detail = Value::Null;
+                    if reason.code != ReasonCode::Renamed {
+                        reason.detail = Value::Null;
+                    }
                     AddedMember {
                         ticker: m.ticker.to_owned(),
                         position: m.position,

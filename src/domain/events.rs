@@ -8,7 +8,7 @@ use crate::domain::reasons::ReasonCode;
 use crate::domain::types::RunId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `source` in every envelope.
 pub const SOURCE: &str = "tickstock-cache-sync";
@@ -161,6 +161,19 @@ pub fn run_events(
             "seq": seq,
             "run_id": facts.run_id,
         });
+        let renamed_from: BTreeMap<&str, &str> = delta
+            .change
+            .lists
+            .iter()
+            .flat_map(|l| l.added.iter())
+            .filter(|m| m.reason.code == ReasonCode::Renamed)
+            .filter_map(|m| Some((m.ticker.as_str(), m.reason.detail.get("from")?.as_str()?)))
+            .collect();
+        if !renamed_from.is_empty() {
+            // New ticker → old ticker, only when a rename happened, so other payloads are as
+            // before.
+            payload["renamed_from"] = json!(renamed_from);
+        }
         if !delta.change.held.is_empty() {
             // Only with turnover banding on, so the payload is unchanged while it is off.
             let held: Vec<Value> = delta

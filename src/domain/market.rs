@@ -24,6 +24,11 @@ pub struct SymbolRow {
     pub etf_type: Option<String>,
     pub issuer: Option<String>,
     pub aum_millions: Option<f64>,
+    /// Optional vendor identity columns (production has them, other schemas may not; read
+    /// only when the column exists): the same security keeps them across a ticker change.
+    pub composite_figi: Option<String>,
+    pub share_class_figi: Option<String>,
+    pub cik: Option<String>,
 }
 
 /// A symbol's latest close on or before the as-of date.

@@ -2,6 +2,7 @@
 //! that explain it (e.g. market cap $9.8B → $10.3B crossed $10B).
 
 use crate::domain::config::CatalogConfig;
+use crate::domain::renames::Renames;
 use crate::domain::securities::{Securities, Security};
 use crate::domain::types::Family;
 use chrono::Duration;
@@ -10,8 +11,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The reason codes of SPEC §7, plus `market_data` for a member that stays but whose figures
-/// moved, `initial_build` for a member of an entry built for the first time and `held_by_band` for
-/// one that stays only because of turnover banding.
+/// moved, `initial_build` for a member of an entry built for the first time, `held_by_band` for
+/// one that stays only because of turnover banding and `renamed` for a ticker change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
@@ -28,6 +29,9 @@ pub enum ReasonCode {
     InitialBuild,
     /// Turnover banding kept a member the plain rule would have dropped (issue 16).
     HeldByBand,
+    /// The member is the same security under a new ticker (issue 16); the detail names
+    /// `from`, `to` and the identity level that `matched_by`.
+    Renamed,
 }
 
 impl ReasonCode {
@@ -46,6 +50,7 @@ impl ReasonCode {
             ReasonCode::MarketData => "market_data",
             ReasonCode::InitialBuild => "initial_build",
             ReasonCode::HeldByBand => "held_by_band",
+            ReasonCode::Renamed => "renamed",
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct ReasonContext<'a> {
     pub config_changed: bool,
     /// Every member change of this run carries this reason (rollback runs).
     pub run_override: Option<ReasonCode>,
+    /// The ticker changes of this run: both sides of each carry `renamed`.
+    pub renames: Renames,
 }
 
 fn field<'v>(record: Option<&'v Value>, name: &str) -> Option<&'v Value> {
@@ -170,6 +177,9 @@ impl ReasonContext<'_> {
         if let Some(code) = forced.or(self.run_override) {
             return Reason::new(code, Value::Null);
         }
+        if let Some(rename) = self.renames.into_ticker(ticker) {
+            return Reason::new(ReasonCode::Renamed, rename.detail());
+        }
         let Some(now) = self.securities.get(ticker) else {
             return Reason::new(ReasonCode::ConfigurationChange, Value::Null);
         };
@@ -213,7 +223,7 @@ impl ReasonContext<'_> {
         let kept = forced.or(self.run_override).is_some()
             || matches!(
                 reason.code,
-                ReasonCode::NewListing | ReasonCode::ConfigurationChange
+                ReasonCode::NewListing | ReasonCode::ConfigurationChange | ReasonCode::Renamed
             );
         if kept {
             reason
@@ -233,6 +243,9 @@ impl ReasonContext<'_> {
     ) -> Reason {
         if let Some(code) = forced.or(self.run_override) {
             return Reason::new(code, Value::Null);
+        }
+        if let Some(rename) = self.renames.out_of_ticker(ticker) {
+            return Reason::new(ReasonCode::Renamed, rename.detail());
         }
         let before = Some(record)
             .filter(|r| r.is_object())

@@ -4,6 +4,7 @@
 
 use crate::domain::config::CatalogConfig;
 use crate::domain::market::{LatestClose, MarketSnapshot, SymbolRow};
+use crate::domain::renames::{inherit_list_dates, Identity};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,9 @@ pub struct Security {
     pub etf_type: String,
     pub issuer: String,
     pub aum_millions: Option<f64>,
+    /// Vendor identity (all unknown when `symbols` has no identity columns).
+    #[serde(skip_serializing_if = "Identity::is_unknown")]
+    pub identity: Identity,
 }
 
 impl Security {
@@ -303,6 +307,11 @@ pub fn normalize(snapshot: &MarketSnapshot, config: &CatalogConfig) -> Securitie
             cap_source,
             list_date: row.list_date,
             aum_millions: aum_millions(row, &mut report, counted && kind == SecurityKind::Etf),
+            identity: Identity::from_raw(
+                row.composite_figi.as_deref(),
+                row.share_class_figi.as_deref(),
+                row.cik.as_deref(),
+            ),
         });
     }
     report.securities = all.len();
@@ -313,12 +322,15 @@ pub fn normalize(snapshot: &MarketSnapshot, config: &CatalogConfig) -> Securitie
         .enumerate()
         .map(|(i, s)| (s.ticker.clone(), i))
         .collect();
-    Securities {
+    let mut securities = Securities {
         as_of: snapshot.as_of,
         all,
         index,
         report,
-    }
+    };
+    // A renamed security is not a new listing: it keeps its predecessor's listing date.
+    inherit_list_dates(&mut securities);
+    securities
 }
 
 #[cfg(test)]

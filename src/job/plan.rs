@@ -14,7 +14,9 @@ use crate::domain::diff::{
 use crate::domain::fingerprint::{hash_serializable, hash_value, ContentHash};
 use crate::domain::guard::{self, AuditedDrift, GuardConfig, InputFreshness, Refusal};
 use crate::domain::invariants::{check_catalog, collisions, Collision, Identity, Violation};
+use crate::domain::members::member_lists;
 use crate::domain::reasons::{ReasonCode, ReasonContext};
+use crate::domain::renames::find_renames;
 use crate::domain::replay::ReplayedCatalog;
 use crate::domain::securities::{normalize, InputReport};
 use crate::domain::types::{EntryKey, Family, FamilySelection};
@@ -377,12 +379,18 @@ pub(super) async fn prepare(
     timings.load_current_ms = step.elapsed().as_secs_f64() * 1e3;
 
     let step = Instant::now();
+    let listed: BTreeSet<String> = current
+        .iter()
+        .flat_map(|entry| member_lists(&entry.value))
+        .flat_map(|(_, members)| members.into_iter().map(|m| m.ticker.to_owned()))
+        .collect();
     let ctx = ReasonContext {
         securities: &securities,
         config: &config,
         previous: previous_records(&current),
         config_changed: previous_hash.is_some_and(|h| h != config_hash),
         run_override: rollback.then_some(ReasonCode::Rollback),
+        renames: find_renames(&securities, &listed),
     };
     let facts = LiveRowFacts {
         forced: drift

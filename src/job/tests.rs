@@ -40,6 +40,7 @@ fn market(as_of: NaiveDate, stocks: i64) -> MarketSnapshot {
             etf_type: None,
             issuer: None,
             aum_millions: None,
+            ..SymbolRow::default()
         })
         .collect();
     let closes = (1..=stocks)

@@ -14,6 +14,7 @@
 //! | a date as text | `to_char(…, 'YYYY-MM-DD')` | the stored text |
 //! | row digest | `xmin/ctid` (the row version) | BLAKE3 of the stored text |
 //! | unique constraints | `pg_index` | `pragma_index_list` |
+//! | a table's columns | `information_schema.columns` | `pragma_table_info` |
 //! | parameters per statement | 65 535 | 32 766 |
 
 use super::sql::{Conn, Sql};
@@ -53,6 +54,18 @@ impl Dialect {
             Dialect::Sqlite => {
                 "select count(*) > 0 from sqlite_master where type = 'table' and name = $1"
             }
+        }
+    }
+
+    /// A query listing the column names of the table named by `$1` (in the schema unqualified
+    /// names resolve to, on PostgreSQL).
+    pub fn column_names(self) -> &'static str {
+        match self {
+            Dialect::Postgres => {
+                "select cast(column_name as text) from information_schema.columns
+                 where table_schema = current_schema() and table_name = $1"
+            }
+            Dialect::Sqlite => "select name from pragma_table_info($1)",
         }
     }
 

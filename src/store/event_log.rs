@@ -4,6 +4,7 @@
 
 use super::append;
 use super::database::{SqlStore, SqlTx, Writes};
+use super::identity;
 use super::log_reader;
 use super::prices;
 use super::rows::{market_row, parse_hash, LatestBar, MarketRow, Unreadable};
@@ -75,13 +76,14 @@ impl RunTx for SqlTx {
             .await
             .during("loading symbols and latest closes")?;
         let mut unreadable = Unreadable::new();
-        let (symbols, bars): (Vec<_>, Vec<_>) = rows
+        let (mut symbols, bars): (Vec<_>, Vec<_>) = rows
             .into_iter()
             .map(|row| market_row(row, &mut unreadable))
             .unzip();
         let Some(as_of) = as_of.or_else(|| bars.iter().filter_map(|b| b.date).max()) else {
             return Ok(None);
         };
+        identity::read_identities(conn, &mut symbols).await?;
         Ok(Some(MarketSnapshot {
             as_of,
             symbols,

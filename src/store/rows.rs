@@ -133,6 +133,10 @@ pub(crate) fn market_row(row: MarketRow, counts: &mut Unreadable) -> (SymbolRow,
         etf_type: row.11,
         issuer: row.12,
         aum_millions: read_float(row.13, "symbols.aum_millions", counts),
+        // Optional columns, read by `identity::read_identities` where they exist.
+        composite_figi: None,
+        share_class_figi: None,
+        cik: None,
     };
     (symbol, bar)
 }

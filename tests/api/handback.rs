@@ -698,8 +698,12 @@ fn as_documented(channel: &str, prefix: &str) -> String {
     named
 }
 
-/// Fields present only with turnover banding on (tests/api/banding.rs checks them).
-const BANDING_ONLY: &[(&str, &str)] = &[("universe_updated", "held")];
+/// Fields present only with turnover banding on (tests/api/banding.rs checks them) or on a
+/// rename (tests/api/renames.rs checks them).
+const BANDING_ONLY: &[(&str, &str)] = &[
+    ("universe_updated", "held"),
+    ("universe_updated", "renamed_from"),
+];
 
 /// Checks every `(channel, event, payload)` seen against the document: the channel carries that
 /// event, and the payload has exactly the documented fields (`optional` fields may be absent).

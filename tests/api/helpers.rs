@@ -476,6 +476,7 @@ pub fn small_market(seed: u64, days: usize) -> SyntheticMarket {
         days,
         seed,
         nasty: false,
+        renames: 0,
     })
 }
 

@@ -37,6 +37,7 @@ fn market(seed: u64, days: usize) -> SyntheticMarket {
         days,
         seed,
         nasty: false,
+        renames: 0,
     })
 }
 

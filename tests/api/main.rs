@@ -25,6 +25,7 @@ mod plan;
 mod prices;
 mod pubsub;
 mod redis_budget;
+mod renames;
 mod run;
 mod shapes;
 mod store;

@@ -123,6 +123,7 @@ async fn incremental_equals_full(backend: Backend, seed: u64, days: usize, start
         days,
         seed,
         nasty: seed.is_multiple_of(2),
+        renames: 0,
     });
     let incremental = TestDb::on(backend).await;
     incremental.load(&market, start_day).await;
@@ -229,6 +230,7 @@ async fn bad_rows_never_fail_a_run_and_are_counted(backend: Backend) {
         days: 2,
         seed: 5,
         nasty: true,
+        renames: 0,
     });
     db.load(&market, 2).await;
     let report = db.run().await;

@@ -40,6 +40,7 @@ fn market() -> SyntheticMarket {
         days: 3,
         seed: 1,
         nasty: false,
+        renames: 0,
     })
 }
 

@@ -40,6 +40,9 @@ impl<'a> Builder<'a> {
         if self.p.nasty {
             self.nasty();
         }
+        // After every other draw of tickers and events, so that `renames: 0` is the market
+        // without the option, bit for bit.
+        self.renames();
         let closes = self.paths();
         let mut order: Vec<usize> = (0..self.entities.len()).collect();
         let ents = &self.entities;

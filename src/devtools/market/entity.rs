@@ -22,6 +22,9 @@ pub(super) enum Role {
     Protected,
     /// A bad row added by `nasty`; never touched by events.
     Nasty,
+    /// The new ticker of a rename: continues its predecessor's prices and identity, never
+    /// touched by events or movers (they move the shared path through the predecessor).
+    Successor,
 }
 
 #[derive(Debug, Clone, PartialEq)]

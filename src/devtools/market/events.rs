@@ -173,6 +173,46 @@ impl Builder<'_> {
         });
     }
 
+    /// `p.renames` ticker changes on days drawn from the seed: a generic, always-listed common
+    /// stock turns inactive on its day and a successor with a fresh ticker, a new name and the
+    /// same identity (it shares the price path, which the identity follows) is listed that
+    /// day. The successor's `list_date` is the rename date, as vendors report it, so the job's
+    /// rule that a renamed stock keeps its old listing date is exercised.
+    pub(super) fn renames(&mut self) {
+        if self.p.renames == 0 || self.p.days < 2 {
+            return;
+        }
+        let mut rng = rng_for(self.p.seed, SEED_RENAMES);
+        for _ in 0..self.p.renames {
+            let d = rng.random_range(2..=self.p.days as u32);
+            let candidates: Vec<usize> = (0..self.entities.len())
+                .filter(|&i| {
+                    let e = &self.entities[i];
+                    e.role == Role::Generic
+                        && e.is_cs()
+                        && e.listed_day == 1
+                        && e.delist_day == NEVER
+                        && e.has_bars
+                        && !e.shares_null
+                        && e.cap_mode == CapMode::Computed
+                })
+                .collect();
+            if candidates.is_empty() {
+                return;
+            }
+            let old = candidates[rng.random_range(0..candidates.len())];
+            let mut successor = self.entities[old].clone();
+            successor.ticker = self.fresh_ticker("");
+            successor.name = successor.name.map(|n| format!("{n} Holdings"));
+            successor.listed_day = d;
+            successor.list_date = Some(trading_date(d as usize));
+            successor.role = Role::Successor;
+            successor.path_src = Some(old);
+            self.entities[old].delist_day = d;
+            self.entities.push(successor);
+        }
+    }
+
     /// Price paths: per-entity normal log-returns, then large movers aimed at band boundaries.
     pub(super) fn paths(&mut self) -> Vec<f64> {
         let days = self.p.days as u32;

@@ -245,6 +245,8 @@ pub(super) const SEED_MISSING: u64 = 9;
 pub(super) const SEED_BARS: u64 = 10;
 pub(super) const SEED_TICKERS: u64 = 11;
 pub(super) const SEED_HISTORY: u64 = 12;
+pub(super) const SEED_RENAMES: u64 = 13;
+pub(super) const SEED_IDENTITY: u64 = 14;
 
 /// Probability that an unprotected active symbol has no bar on a given day.
 pub(super) const MISSING_PER_MILLION: u64 = 2_000;

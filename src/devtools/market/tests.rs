@@ -16,6 +16,7 @@ fn nasty_market() -> &'static SyntheticMarket {
     M.get_or_init(|| {
         SyntheticMarket::generate(&FixtureParams {
             nasty: true,
+            renames: 0,
             ..Default::default()
         })
     })
@@ -40,6 +41,7 @@ fn the_same_params_generate_the_same_market() {
         days: 6,
         seed: 7,
         nasty: true,
+        renames: 0,
     };
     let a = SyntheticMarket::generate(&p);
     let b = SyntheticMarket::generate(&p);
@@ -333,4 +335,68 @@ fn strings_fit_the_column_limits() {
             );
         }
     }
+}
+
+#[test]
+fn renames_keep_identity_and_prices_and_leave_the_rest_of_the_market_as_without_them() {
+    let plain = FixtureParams {
+        stocks: 400,
+        etfs: 40,
+        days: 8,
+        seed: 5,
+        nasty: false,
+        renames: 0,
+    };
+    let renamed = SyntheticMarket::generate(&FixtureParams {
+        renames: 3,
+        ..plain.clone()
+    });
+    let before = SyntheticMarket::generate(&plain);
+    assert!(before.renames().is_empty());
+    let renames = renamed.renames();
+    assert_eq!(renames.len(), 3);
+    assert_eq!(
+        renames,
+        SyntheticMarket::generate(&FixtureParams {
+            renames: 3,
+            ..plain.clone()
+        })
+        .renames()
+    );
+    for (day, old, new) in &renames {
+        let rows = renamed.symbols_as_of_day(*day);
+        let find = |t: &str| rows.iter().find(|r| r.symbol == t).cloned();
+        let (o, n) = (
+            find(old).expect("the old row stays"),
+            find(new).expect("the new row is listed"),
+        );
+        assert_eq!(o.active, Some(false));
+        assert_eq!(n.active, Some(true));
+        assert_eq!(o.composite_figi, n.composite_figi);
+        assert_eq!(o.share_class_figi, n.share_class_figi);
+        assert_eq!(o.cik, n.cik);
+        assert_eq!(
+            n.list_date,
+            Some(renamed.date_of_day(*day)),
+            "vendors date the new ticker"
+        );
+        let yesterday = renamed.symbols_as_of_day(day - 1);
+        assert!(
+            yesterday.iter().all(|r| r.symbol != *new),
+            "not listed before its day"
+        );
+        let close_of =
+            |d: usize, t: &str| renamed.bars_for_day(d).into_iter().find(|b| b.symbol == t);
+        let (last_old, first_new) = (close_of(day - 1, old), close_of(*day, new));
+        assert!(last_old.is_some() && first_new.is_some());
+        assert!(
+            close_of(*day, old).is_none(),
+            "the old ticker stops trading"
+        );
+    }
+    // Identities are one per security: no two active rows share a composite FIGI.
+    let last = renamed.symbols_as_of_day(8);
+    let active: Vec<_> = last.iter().filter(|r| r.active == Some(true)).collect();
+    let figis: BTreeSet<_> = active.iter().map(|r| r.composite_figi.clone()).collect();
+    assert_eq!(figis.len(), active.len());
 }

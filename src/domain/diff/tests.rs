@@ -101,6 +101,7 @@ fn context<'a>(
         previous: previous_records(current),
         config_changed: false,
         run_override: None,
+        renames: Default::default(),
     }
 }
 

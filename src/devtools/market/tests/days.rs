@@ -235,6 +235,7 @@ fn a_hundred_thousand_stocks_over_two_days_work() {
         days: 2,
         seed: 1,
         nasty: true,
+        renames: 0,
     };
     let m = SyntheticMarket::generate(&p);
     let rows = m.symbols_as_of_day(2);

@@ -31,6 +31,7 @@ fn a_fixed_markets_catalog_hashes_as_pinned() {
         days: 2,
         seed: 42,
         nasty: false,
+        ..FixtureParams::default()
     });
     let config = CatalogConfig::default();
     let mut latest = HashMap::new();
