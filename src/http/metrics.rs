@@ -88,5 +88,18 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         "cache_sync_pipeline_imports_handled_total {}",
         state.pipeline.imports_handled()
     );
+    let _ = writeln!(
+        out,
+        "# HELP cache_sync_pipeline_catch_ups_total Catch-ups this instance queued: prices newer than the last completed run, found on start or on a Redis reconnect."
+    );
+    let _ = writeln!(out, "# TYPE cache_sync_pipeline_catch_ups_total counter");
+    let _ = writeln!(
+        out,
+        "cache_sync_pipeline_catch_ups_total {}",
+        state
+            .pipeline
+            .catch_ups
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

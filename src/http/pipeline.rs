@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct PipelineCounters {
     /// `data_import_completed` messages handled: started, queued, or found already run.
     pub imports_handled: AtomicU64,
+    /// Catch-ups queued: prices newer than the last completed run found on (re)subscribing.
+    pub catch_ups: AtomicU64,
 }
 
 impl PipelineCounters {
@@ -64,6 +66,9 @@ pub async fn follow_imports(state: AppState) {
         match publisher.subscribe_imports().await {
             Ok(mut pubsub) => {
                 tracing::info!("following Phase 2's import completions");
+                // Pub/sub drops what is published while nobody listens: look once subscribed.
+                catch_up(&state, &mut queue).await;
+                drain(&state, &mut queue).await;
                 let mut messages = pubsub.on_message();
                 let mut retry = tokio::time::interval(RETRY);
                 retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,6 +93,35 @@ pub async fn follow_imports(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "cannot subscribe to import completions"),
         }
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Queues a catch-up when the prices hold a date newer than the last completed run's as-of (a
+/// Phase 2 announcement missed while the service was down or Redis away). Its id,
+/// `catch-up:{date}`, makes it one job per price date across instances and restarts.
+async fn catch_up(state: &AppState, queue: &mut VecDeque<String>) {
+    let newer = async {
+        let mut tx = state.store.begin().await?;
+        let latest = tx.latest_price_date().await?;
+        tx.rollback().await?;
+        let done = state
+            .store
+            .metrics(&state.job.environment)
+            .await?
+            .last_success_as_of;
+        Ok::<_, crate::store::StoreError>(latest.filter(|l| done.is_none_or(|d| *l > d)))
+    };
+    match newer.await {
+        Ok(Some(date)) => {
+            let id = format!("catch-up:{date}");
+            if !queue.contains(&id) {
+                tracing::info!(as_of = %date, "prices newer than the last completed run: catching up");
+                state.pipeline.catch_ups.fetch_add(1, Ordering::SeqCst);
+                queue.push_back(id);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot check for a missed import"),
     }
 }
 

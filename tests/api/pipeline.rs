@@ -3,14 +3,14 @@
 //! import announced twice, or heard by two instances, runs once; an import announced while a
 //! job runs is not dropped but runs after it.
 
-use crate::helpers::{on_both_stores, small_market, Backend, TestDb, WAIT};
+use crate::helpers::{on_both_stores, run_request, small_market, Backend, TestDb, WAIT};
 use crate::http::{app_state, Service};
 use crate::pubsub::{connection, redis_url, unique_prefix};
 use serde_json::json;
 use std::time::Duration;
 use tickstock_cache_sync::domain::events::Channels;
 use tickstock_cache_sync::http::AppState;
-use tickstock_cache_sync::job::JobConfig;
+use tickstock_cache_sync::job::{self, JobConfig};
 use tickstock_cache_sync::publish::Publisher;
 use tokio::time::Instant;
 
@@ -27,6 +27,13 @@ fn following(db: &TestDb, prefix: &str) -> AppState {
     let mut state = app_state(db, job, Some(publisher));
     state.follow_imports = true;
     state
+}
+
+/// Runs once on the loaded prices, so a starting follower has nothing to catch up.
+async fn caught_up(db: &TestDb) {
+    job::run(db.store.as_ref(), &JobConfig::default(), &run_request(true))
+        .await
+        .expect("the baseline run");
 }
 
 /// Polls `done` (bounded) until it holds.
@@ -146,6 +153,7 @@ async fn runs_of_job(db: &TestDb, job_id: &str) -> i64 {
 async fn an_announced_import_starts_exactly_one_pipeline_job(backend: Backend) {
     let db = TestDb::on(backend).await;
     db.load(&small_market(51, 1), 1).await;
+    caught_up(&db).await;
     let prefix = unique_prefix();
     let state = following(&db, &prefix);
     let service = Service::start(&state, Duration::ZERO).await;
@@ -170,6 +178,7 @@ on_both_stores!(an_announced_import_starts_exactly_one_pipeline_job);
 async fn an_import_announced_twice_or_heard_by_two_instances_runs_once(backend: Backend) {
     let db = TestDb::on(backend).await;
     db.load(&small_market(52, 1), 1).await;
+    caught_up(&db).await;
     let prefix = unique_prefix();
     let first = following(&db, &prefix);
     let second = following(&db, &prefix);
@@ -199,6 +208,7 @@ on_both_stores!(an_import_announced_twice_or_heard_by_two_instances_runs_once);
 async fn an_import_announced_during_a_run_runs_after_it(backend: Backend) {
     let db = TestDb::on(backend).await;
     db.load(&small_market(53, 1), 1).await;
+    caught_up(&db).await;
     let prefix = unique_prefix();
     let mut state = following(&db, &prefix);
     // Jobs stop after their commit, so the first is still running when the second import comes.
@@ -234,3 +244,41 @@ async fn an_import_announced_during_a_run_runs_after_it(backend: Backend) {
 }
 
 on_both_stores!(an_import_announced_during_a_run_runs_after_it);
+
+/// Issue 15 item 2: Phase 2 announced its import while no instance listened; the service finds
+/// prices newer than the last completed run when it starts, and runs once for them.
+async fn an_import_announced_while_the_service_was_down_is_caught_up_on_start(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    let market = small_market(54, 1);
+    db.load(&market, 1).await;
+    let prefix = unique_prefix();
+    announce(&prefix, "import-nobody-heard").await;
+    let state = following(&db, &prefix);
+    let service = Service::start(&state, Duration::ZERO).await;
+
+    let as_of = {
+        let mut tx = db.store.begin().await.unwrap();
+        let latest = tx.latest_price_date().await.unwrap().expect("prices");
+        tx.rollback().await.unwrap();
+        latest
+    };
+    let catch_up = format!("catch-up:{as_of}");
+    let (job_id, status, triggered_by) = until_finished(&db, &catch_up).await;
+    assert_eq!(status, "completed");
+    assert_eq!(triggered_by, "pipeline");
+    assert_eq!(runs_of_job(&db, &job_id).await, 1);
+    assert_eq!(
+        state
+            .pipeline
+            .catch_ups
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert!(
+        db.count("cache_entries").await > 0,
+        "the run wrote the catalog"
+    );
+    service.shut_down().await;
+}
+
+on_both_stores!(an_import_announced_while_the_service_was_down_is_caught_up_on_start);
