@@ -1,5 +1,5 @@
 //! The command line: `execute` dispatches each subcommand to its group — `schema` (migrate),
-//! `runs` (plan, run, rollback, verify), `history` (history, show, replay), `events`, `serve`,
+//! `runs` (plan, run, rollback, verify), `history` (history, show, replay, compact), `events`, `serve`,
 //! `devtools` (fixtures, demo, bench) — which opens the store, calls the library and prints;
 //! `render` turns results into text, `progress` draws bars. Exit codes are decided here.
 
@@ -16,6 +16,7 @@ use crate::config::{Command, Config, FixturesCommand, Format};
 use crate::domain::config::{parse_toml, CatalogConfig};
 use crate::domain::events::Channels;
 use crate::domain::guard::GuardConfig;
+use crate::history::compaction::{CompactionError, CompactionRequest};
 use crate::history::HistoryError;
 use crate::job::{JobConfig, RunError};
 use crate::publish::Publisher;
@@ -51,6 +52,8 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error(transparent)]
+    Compaction(#[from] CompactionError),
     /// Redis failed (not a usage error: exit 1).
     #[error("{context}: {source}")]
     Publish {
@@ -77,7 +80,9 @@ impl CliError {
         let unknown_point = |e: &HistoryError| {
             matches!(
                 e,
-                HistoryError::UnknownRun(_) | HistoryError::NothingBefore(_)
+                HistoryError::UnknownRun(_)
+                    | HistoryError::NothingBefore(_)
+                    | HistoryError::BeforeHorizon { .. }
             )
         };
         match self {
@@ -86,7 +91,9 @@ impl CliError {
             CliError::Run(RunError::Config(_)) => Exit::Usage,
             CliError::Refused(_)
             | CliError::Run(RunError::Refused { .. } | RunError::Collision { .. }) => Exit::Refused,
-            CliError::Run(RunError::LockHeld) => Exit::Locked,
+            CliError::Run(RunError::LockHeld) | CliError::Compaction(CompactionError::LockHeld) => {
+                Exit::Locked
+            }
             CliError::History(e) | CliError::Run(RunError::History(e)) if unknown_point(e) => {
                 Exit::Usage
             }
@@ -135,6 +142,18 @@ async fn dispatch(config: &Config) -> Result<Exit, CliError> {
             force,
         } => runs::rollback(config, *to_run, *dry_run, *force).await,
         Command::Verify => runs::verify(config).await,
+        Command::Compact {
+            keep_days,
+            dry_run,
+            test_pause_compaction_ms,
+        } => {
+            let request = CompactionRequest {
+                keep_days: *keep_days,
+                dry_run: *dry_run,
+                pause_before_commit: test_pause_compaction_ms.map(std::time::Duration::from_millis),
+            };
+            history::compact(config, &request).await
+        }
         Command::Events {
             follow,
             from_seq,
@@ -175,6 +194,10 @@ fn job_config(config: &Config) -> Result<JobConfig, CliError> {
         // its range is refused here (exit 2), naming the file, the key and the range.
         CatalogConfig::default()
             .apply_toml(&file.catalog, &label)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        job.audit_keep_days = file
+            .audit
+            .keep_days(&label)
             .map_err(|e| CliError::Usage(e.to_string()))?;
         if let Some(table) = &file.guards {
             job.guards = GuardConfig::from_toml(table)

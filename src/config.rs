@@ -193,6 +193,24 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Keep the audit log bounded: fold every run older than N days before the newest into a
+    /// checkpoint and remove the folded events, in one recorded transaction. Replay and
+    /// rollback stay exact from the horizon on and refuse earlier runs. Exit code 4 when a run
+    /// holds the writer lock.
+    ///
+    /// Example: cache-sync compact --keep-days 30 --dry-run
+    Compact {
+        /// Keep every run whose as-of date is within this many days of the newest run's.
+        #[arg(long)]
+        keep_days: u32,
+        /// Show what would be folded and removed without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Test hook: wait this many milliseconds after deleting, before committing (the
+        /// compaction test kills the process there).
+        #[arg(long, hide = true, env = "CACHE_SYNC_TEST_PAUSE_COMPACTION_MS")]
+        test_pause_compaction_ms: Option<u64>,
+    },
     /// Check live rows against the audit log: rows edited, deleted or inserted outside the job.
     /// Exit code 0 when they agree, 5 when they differ (the next run reconciles them).
     ///

@@ -1,5 +1,8 @@
 //! The audit log at work: replay any past state (from the nearest checkpoint), show one universe
-//! then or now, list a universe's or a symbol's history, verify live rows against the log.
+//! then or now, list a universe's or a symbol's history, verify live rows against the log; and
+//! compaction (`compaction.rs`), which folds history older than a horizon into a checkpoint.
+
+pub mod compaction;
 
 use crate::domain::fingerprint::{hash_value, ContentHash};
 use crate::domain::members::member_lists;
@@ -7,7 +10,8 @@ use crate::domain::reasons::ReasonCode;
 use crate::domain::replay::{fold, FoldError, ReplayEvent, ReplayedCatalog};
 use crate::domain::types::{EntryKey, RunId};
 use crate::store::{
-    Checkpoint, EventFilter, LogReader, LoggedEvent, RunStatus, RunSummary, RunTx, StoreError,
+    Checkpoint, CompactionRecord, EventFilter, LogReader, LoggedEvent, RunStatus, RunSummary,
+    RunTx, StoreError,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -26,6 +30,12 @@ pub enum HistoryError {
     UnknownRun(RunId),
     #[error("no completed run finished at or before {0}")]
     NothingBefore(DateTime<Utc>),
+    #[error("run {run} is before the audit log's horizon, run {horizon} (as of {}): compaction folded the history before it into a checkpoint, so only run {horizon} and later can be replayed or rolled back to", as_of_text(.as_of))]
+    BeforeHorizon {
+        run: RunId,
+        horizon: RunId,
+        as_of: Option<NaiveDate>,
+    },
     #[error("checkpoint of run {run_id} holds {key} with hash {stored}, but its value hashes to {actual}")]
     BadCheckpoint {
         run_id: RunId,
@@ -33,6 +43,28 @@ pub enum HistoryError {
         stored: String,
         actual: String,
     },
+}
+
+fn as_of_text(as_of: &Option<NaiveDate>) -> String {
+    as_of.map_or_else(|| "no date".to_owned(), |d| d.to_string())
+}
+
+/// `BeforeHorizon` when a compaction folded the history `run_id` needs; else the newest
+/// compaction, if any.
+async fn within_horizon(
+    store: &dyn LogReader,
+    environment: &str,
+    run_id: RunId,
+) -> Result<Option<CompactionRecord>, HistoryError> {
+    let compaction = store.latest_compaction(environment).await?;
+    match compaction {
+        Some(c) if run_id < c.horizon_run => Err(HistoryError::BeforeHorizon {
+            run: run_id,
+            horizon: c.horizon_run,
+            as_of: c.horizon_as_of,
+        }),
+        other => Ok(other),
+    }
 }
 
 /// Which point in history a read asks for.
@@ -104,7 +136,8 @@ pub async fn resolve(
 /// at or before it, then the events after the checkpoint, each checked against its logged hash.
 ///
 /// # Errors
-/// Store errors, a checkpoint whose values do not match their hashes, or a log that does not fold.
+/// Store errors, `BeforeHorizon` for a run whose history was compacted away, a checkpoint whose
+/// values do not match their hashes, or a log that does not fold.
 pub async fn replay_state(
     store: &dyn LogReader,
     environment: &str,
@@ -112,6 +145,7 @@ pub async fn replay_state(
     key: Option<&EntryKey>,
 ) -> Result<(ReplayedCatalog, ReplayStats), HistoryError> {
     let started = Instant::now();
+    within_horizon(store, environment, run_id).await?;
     let checkpoint = store.checkpoint_before(environment, run_id, key).await?;
     let events = store
         .read_events(
@@ -401,11 +435,15 @@ pub struct ReplayReport {
     /// Every entry's hash after the run, each checked against the hash the log recorded.
     pub hashes: BTreeMap<String, ContentHash>,
     pub verified: bool,
+    /// Where the verifying fold started: the compaction's checkpoint run, or `None` for the
+    /// first event.
+    pub verified_from: Option<RunId>,
 }
 
 /// Rebuilds the whole owned catalog at `run_id`. Every value is checked against its logged hash
-/// while folding; with `verify`, the fold is also repeated from the first event (ignoring
-/// checkpoints) and both results must agree.
+/// while folding; with `verify`, the fold is also repeated from the first event (or, once the
+/// log is compacted, from the compaction's checkpoint: the events before it are gone), ignoring
+/// every other checkpoint, and both results must agree.
 ///
 /// # Errors
 /// As `replay_state`; a disagreement between the checkpointed and the full replay is a
@@ -417,19 +455,25 @@ pub async fn replay(
     verify: bool,
 ) -> Result<ReplayReport, HistoryError> {
     completed_run(store, environment, run_id).await?;
+    let compaction = within_horizon(store, environment, run_id).await?;
     let (state, stats) = replay_state(store, environment, run_id, None).await?;
-    if verify && stats.checkpoint_run.is_some() {
+    let base_run = compaction.map(|c| c.checkpoint_run);
+    if verify && stats.checkpoint_run != base_run {
+        let base = match base_run {
+            Some(run) => store.checkpoint_before(environment, run, None).await?,
+            None => None,
+        };
         let events = store
             .read_events(
                 environment,
                 &EventFilter {
+                    after_run: base_run,
                     up_to_run: Some(run_id),
                     ..EventFilter::default()
                 },
             )
             .await?;
-        let mut full = ReplayedCatalog::new();
-        fold(&mut full, events.iter().map(replay_event))?;
+        let full = fold_from(base.as_ref(), &events)?;
         let keys: BTreeSet<&EntryKey> = state.keys().chain(full.keys()).collect();
         for key in keys {
             let a = state.get(key).map(|(_, v)| hash_value(v));
@@ -451,6 +495,7 @@ pub async fn replay(
             .collect(),
         stats,
         verified: verify,
+        verified_from: base_run,
     })
 }
 

@@ -45,6 +45,9 @@ pub struct JobConfig {
     pub checkpoint_every: i64,
     /// Redis channel names the run's events are queued for.
     pub channels: Channels,
+    /// `[audit] keep_days`: the service compacts the log to this window after each successful
+    /// run (`None`: never).
+    pub audit_keep_days: Option<u32>,
 }
 
 impl Default for JobConfig {
@@ -55,6 +58,7 @@ impl Default for JobConfig {
             guards: GuardConfig::default(),
             checkpoint_every: 10,
             channels: Channels::default(),
+            audit_keep_days: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | [`Schema`] | the CLI | migrations, the schema check, widening a unique constraint |
 //! | [`EventLog`] + [`RunTx`] | `job` | a run's transaction: lock, inputs, live rows, appending to the log |
 //! | [`LogReader`] | `history` | runs, events, checkpoints and live values, read back |
+//! | [`Compactor`] + [`CompactionTx`] | `compaction` | folding old history into a checkpoint |
 //! | [`Outbox`] | `publish` | change events waiting for Redis |
 //! | [`JobBoard`] | `http` | the API's jobs |
 //! | [`ReadViews`] | `http` | the dashboard's listings and metrics |
@@ -16,9 +17,10 @@
 //! Layout: `sql.rs` is the shared SQL layer (statements, parameters, rows); `dialect.rs` is the
 //! one place PostgreSQL and SQLite differ, with `postgres.rs` and `sqlite.rs` behind it;
 //! `database.rs` opens either; `prices.rs` reads the price table by index probes only; `event_log.rs` (with `append.rs`, what a run writes),
-//! `log_reader.rs`, `outbox.rs`, `job_board.rs`, `views.rs` implement the roles; `records.rs` holds what they exchange; `rows.rs` decodes.
+//! `log_reader.rs`, `compaction.rs`, `outbox.rs`, `job_board.rs`, `views.rs` implement the roles; `records.rs` holds what they exchange; `rows.rs` decodes.
 
 mod append;
+mod compaction;
 mod database;
 pub mod dialect;
 mod event_log;
@@ -309,6 +311,91 @@ pub trait LogReader: Send + Sync {
         environment: &str,
         key: &EntryKey,
     ) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// The newest compaction of `environment`: where its replayable history begins.
+    async fn latest_compaction(
+        &self,
+        environment: &str,
+    ) -> Result<Option<CompactionRecord>, StoreError>;
+}
+
+/// Compaction: the one sanctioned path by which events and checkpoints leave the log.
+#[async_trait]
+pub trait Compactor: Send + Sync {
+    /// Starts a compaction's transaction (the writer lock is taken by `try_lock_writer`).
+    async fn begin_compaction(&self) -> Result<Box<dyn CompactionTx>, StoreError>;
+}
+
+/// One open compaction transaction. Dropped without `commit`, it rolls back.
+#[async_trait]
+pub trait CompactionTx: Send {
+    /// Takes the single-writer lock for the rest of the transaction, without waiting.
+    async fn try_lock_writer(&mut self) -> Result<LockOutcome, StoreError>;
+
+    /// `(run, as_of)` of every completed run of `environment`, oldest first.
+    async fn completed_runs(
+        &mut self,
+        environment: &str,
+    ) -> Result<Vec<(RunId, Option<NaiveDate>)>, StoreError>;
+
+    /// The newest compaction of `environment`.
+    async fn latest_compaction(
+        &mut self,
+        environment: &str,
+    ) -> Result<Option<CompactionRecord>, StoreError>;
+
+    /// Logged events of `environment`.
+    async fn read_events(
+        &mut self,
+        environment: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
+
+    /// The newest checkpoint at or before `run_id`.
+    async fn checkpoint_before(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+    ) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// Stores a checkpoint of the full owned catalog as it stood after `run_id`.
+    async fn append_checkpoint(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+        entries: &[(&EntryKey, Family, &serde_json::Value, ContentHash)],
+    ) -> Result<(), StoreError>;
+
+    /// The stored JSON of `environment`'s log (event changes and checkpoint values), in bytes;
+    /// with `kept_from`, only what a compaction folding through that run keeps (events after
+    /// it, checkpoints at or after it).
+    async fn log_bytes(
+        &mut self,
+        environment: &str,
+        kept_from: Option<RunId>,
+    ) -> Result<i64, StoreError>;
+
+    /// How many events (through `run_id`) and checkpoints (before it) a compaction folding
+    /// through `run_id` removes.
+    async fn count_folded(
+        &mut self,
+        environment: &str,
+        run_id: RunId,
+    ) -> Result<(i64, i64), StoreError>;
+
+    /// Records the compaction, then deletes the events through its checkpoint run and the
+    /// checkpoints before it, through the path the log's triggers let pass.
+    async fn remove_folded(
+        &mut self,
+        environment: &str,
+        compaction: &NewCompaction,
+    ) -> Result<CompactionRecord, StoreError>;
+
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Rolls back now.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Change events written with their run, waiting to be published.
@@ -421,6 +508,6 @@ pub trait ReadViews: Send + Sync {
 }
 
 /// Every role at once: a whole database, as a process that owns one holds it.
-pub trait Store: Schema + EventLog + LogReader + Outbox + JobBoard + ReadViews {}
+pub trait Store: Schema + EventLog + LogReader + Compactor + Outbox + JobBoard + ReadViews {}
 
-impl<T: Schema + EventLog + LogReader + Outbox + JobBoard + ReadViews> Store for T {}
+impl<T: Schema + EventLog + LogReader + Compactor + Outbox + JobBoard + ReadViews> Store for T {}

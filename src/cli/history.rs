@@ -1,8 +1,9 @@
-//! The audit log's commands: `history`, `show` and `replay`.
+//! The audit log's commands: `history`, `show`, `replay` and `compact`.
 
 use super::{connect, print, render, CliError, Exit};
 use crate::config::Config;
 use crate::domain::types::{EntryKey, RunId};
+use crate::history::compaction::{self, CompactionRequest};
 use crate::history::{self, PointInHistory};
 use chrono::{DateTime, Utc};
 
@@ -50,5 +51,16 @@ pub(super) async fn replay(config: &Config, at_run: i64, verify: bool) -> Result
     let store = connect(config).await?;
     let report = history::replay(&store, &config.environment, RunId(at_run), verify).await?;
     print(config.format, &report, || render::replay(&report))?;
+    Ok(Exit::Success)
+}
+
+/// `cache-sync compact --keep-days N [--dry-run]`.
+pub(super) async fn compact(
+    config: &Config,
+    request: &CompactionRequest,
+) -> Result<Exit, CliError> {
+    let store = connect(config).await?;
+    let report = compaction::compact(&store, &config.environment, request).await?;
+    print(config.format, &report, || render::compaction(&report))?;
     Ok(Exit::Success)
 }

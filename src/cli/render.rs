@@ -8,6 +8,7 @@ use crate::domain::guard::Refusal;
 use crate::domain::securities::InputReport;
 use crate::domain::types::Family;
 use crate::history;
+use crate::history::compaction::CompactionReport;
 use crate::report::{DeltaLine, FamilySummary, MemberLine, PlanReport, RunReport};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -263,10 +264,12 @@ pub(super) fn replay(report: &history::ReplayReport) -> String {
     let from = s.checkpoint_run.map_or("the first event".to_owned(), |r| {
         format!("the checkpoint of run {r}")
     });
-    let agreed = if report.verified {
-        ", and a full fold from the first event agreed"
-    } else {
-        ""
+    let agreed = match (report.verified, report.verified_from) {
+        (false, _) => String::new(),
+        (true, None) => ", and a full fold from the first event agreed".to_owned(),
+        (true, Some(r)) => format!(
+            ", and a full fold from the compaction checkpoint of run {r} (the log's start) agreed"
+        ),
     };
     let mut out = format!(
         "Replayed run {} ({} entries) from {from} with {} events in {:.1} ms; every value matched the hash the log recorded{agreed}.\n",
@@ -308,4 +311,33 @@ pub(super) fn widen(widen: &Widen<'_>) -> String {
         "Would apply (add --yes to apply)"
     };
     format!("{verb}:\n  {};\n", widen.statements.join(";\n  "))
+}
+
+/// What `compact` did or would do.
+pub(super) fn compaction(report: &CompactionReport) -> String {
+    let Some(h) = report.horizon.filter(|_| report.nothing_to_do.is_none()) else {
+        return format!(
+            "Nothing to compact with --keep-days {}: {}.\n",
+            report.keep_days,
+            report
+                .nothing_to_do
+                .unwrap_or("nothing is older than the horizon")
+        );
+    };
+    let verb = if report.dry_run {
+        "Would fold"
+    } else {
+        "Folded"
+    };
+    format!(
+        "{verb} the log through run {} into its checkpoint: horizon run {} (as of {}); {} events and {} checkpoints removed; log {} -> {} bytes ({:.1} ms).\n",
+        h.fold_through,
+        h.run,
+        h.as_of,
+        report.events_removed,
+        report.checkpoints_removed,
+        report.bytes_before,
+        report.bytes_after,
+        report.duration_ms,
+    )
 }

@@ -88,9 +88,9 @@ impl From<crate::history::HistoryError> for ApiError {
     fn from(e: crate::history::HistoryError) -> Self {
         use crate::history::HistoryError;
         match e {
-            HistoryError::UnknownRun(_) | HistoryError::NothingBefore(_) => {
-                ApiError::NotFound(e.to_string())
-            }
+            HistoryError::UnknownRun(_)
+            | HistoryError::NothingBefore(_)
+            | HistoryError::BeforeHorizon { .. } => ApiError::NotFound(e.to_string()),
             other => ApiError::internal(other),
         }
     }

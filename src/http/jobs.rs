@@ -4,6 +4,7 @@
 use super::body::ObjectBody;
 use super::error::ApiError;
 use super::AppState;
+use crate::history::compaction::{self, CompactionRequest};
 use crate::job::{
     self, run_phase, PlanRequest, RunContext, RunError, RunMode, RunObserver, RunProgress,
     RunRequest, TriggerMode,
@@ -250,7 +251,30 @@ async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id:
         job_id: &record.job_id,
     };
     // The outcome is on the job board and, for failures, on the errors channel.
-    let _ = run_phase(context, request, &RunMode::Trigger(mode), &observer).await;
+    let outcome = run_phase(context, request, &RunMode::Trigger(mode), &observer).await;
+    if let (Ok(_), Some(keep_days)) = (&outcome, state.job.audit_keep_days) {
+        compact_after_run(&state, keep_days).await;
+    }
+}
+
+/// `[audit] keep_days`: keeps the log bounded after a run. A compaction that fails (or finds
+/// the writer lock taken by the next run) changes nothing and is tried again after the next run,
+/// so it is logged, never failed into the job.
+async fn compact_after_run(state: &AppState, keep_days: u32) {
+    let request = CompactionRequest {
+        keep_days,
+        ..CompactionRequest::default()
+    };
+    let environment = &state.job.environment;
+    match compaction::compact(state.store.as_ref(), environment, &request).await {
+        Ok(report) => tracing::info!(
+            keep_days,
+            events_removed = report.events_removed,
+            bytes_after = report.bytes_after,
+            "compacted the audit log"
+        ),
+        Err(e) => tracing::warn!(error = %e, keep_days, "audit log compaction failed"),
+    }
 }
 
 /// On shutdown: wait for the running job up to `grace`, else abort it (its transaction rolls

@@ -47,14 +47,23 @@ pub(super) async fn next_run_id(conn: &mut Conn<'_>) -> Result<RunId, StoreError
 }
 
 /// `n` new event sequence numbers after the log's highest, ascending; gapless for the same
-/// reason as run ids (the primary-key index answers `max` with one probe).
+/// reason as run ids.
 async fn next_event_seqs(conn: &mut Conn<'_>, n: usize) -> Result<Vec<i64>, StoreError> {
-    let base: i64 = conn
-        .sql("select coalesce(max(seq), 0) from cache_sync_event")
-        .scalar(conn)
-        .await
-        .during("allocating event sequence numbers")?;
+    let base = highest_seq(conn).await?;
     Ok((1..=n as i64).map(|i| base + i).collect())
+}
+
+/// The highest event seq ever allocated: the log's, or the one a compaction recorded when it
+/// deleted the events holding it (a seq is never reused). Both answered by index probes.
+pub(super) async fn highest_seq(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
+    conn.sql(
+        "select coalesce(max(s), 0) from (
+             select max(seq) as s from cache_sync_event
+             union all select max(last_seq) from cache_sync_compaction) as highest",
+    )
+    .scalar(conn)
+    .await
+    .during("allocating event sequence numbers")
 }
 
 /// Queues change events, in event order: outbox ids follow the order the relay publishes in.

@@ -16,9 +16,10 @@
 //! | unique constraints | `pg_index` | `pragma_index_list` |
 //! | a table's columns | `information_schema.columns` | `pragma_table_info` |
 //! | parameters per statement | 65 535 | 32 766 |
+//! | compaction's delete path | `SET LOCAL` naming a row of this transaction | a permit row |
 
 use super::sql::{Conn, Sql};
-use super::{postgres, sqlite, LockOutcome, StoreError, UniqueConstraint};
+use super::{postgres, sqlite, LockOutcome, QueryContext, StoreError, UniqueConstraint};
 use chrono::{DateTime, Utc};
 
 /// Which SQL a connection speaks.
@@ -246,6 +247,56 @@ impl Dialect {
             Conn::Postgres(c) => postgres::narrow_unique_drops(c).await,
             Conn::Sqlite(c) => sqlite::narrow_unique_drops(c).await,
         }
+    }
+
+    /// The column and value (each after a comma, or empty) recording which transaction wrote a
+    /// compaction row: PostgreSQL's triggers check it; SQLite's permit row needs none.
+    pub(super) fn compaction_txid(self) -> (&'static str, &'static str) {
+        match self {
+            Dialect::Postgres => (", txid", ", txid_current()"),
+            Dialect::Sqlite => ("", ""),
+        }
+    }
+
+    /// Lets this transaction delete from the log for compaction `id`: a transaction-local
+    /// setting naming the row on PostgreSQL, a permit row on SQLite (see the migration).
+    pub(super) async fn open_compaction_path(
+        self,
+        conn: &mut Conn<'_>,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        let sql = match self {
+            Dialect::Postgres => {
+                "select set_config('cache_sync.compaction', cast($1 as text), true)"
+            }
+            Dialect::Sqlite => {
+                "insert into cache_sync_compaction_permit (compaction_id) values ($1)"
+            }
+        };
+        conn.sql(sql)
+            .bind(id)
+            .execute(conn)
+            .await
+            .during("opening the compaction path")?;
+        Ok(())
+    }
+
+    /// Closes what `open_compaction_path` opened, before the compaction commits.
+    pub(super) async fn close_compaction_path(
+        self,
+        conn: &mut Conn<'_>,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        let sql = match self {
+            Dialect::Postgres => conn.sql("select set_config('cache_sync.compaction', '', true)"),
+            Dialect::Sqlite => conn
+                .sql("delete from cache_sync_compaction_permit where compaction_id = $1")
+                .bind(id),
+        };
+        sql.execute(conn)
+            .await
+            .during("closing the compaction path")?;
+        Ok(())
     }
 
     /// Session settings for a transaction about to write large values.

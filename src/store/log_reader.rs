@@ -5,7 +5,8 @@ use super::database::SqlStore;
 use super::rows::{parse_family, parse_hash, parse_op};
 use super::sql::Conn;
 use super::{
-    Checkpoint, EventFilter, LogReader, LoggedEvent, QueryContext, RunSummary, StoreError,
+    Checkpoint, CompactionRecord, EventFilter, LogReader, LoggedEvent, QueryContext, RunSummary,
+    StoreError,
 };
 use crate::domain::diff::EntryChange;
 use crate::domain::types::{EntryKey, RunId};
@@ -117,6 +118,13 @@ impl LogReader for SqlStore {
             .await
             .during("reading a live value")?;
         Ok(value.map(|(Json(v),)| v))
+    }
+
+    async fn latest_compaction(
+        &self,
+        environment: &str,
+    ) -> Result<Option<CompactionRecord>, StoreError> {
+        super::compaction::latest_compaction(&mut self.acquire().await?.conn(), environment).await
     }
 }
 

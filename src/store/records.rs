@@ -264,3 +264,33 @@ pub enum LockOutcome {
     Acquired,
     HeldElsewhere,
 }
+
+/// One compaction as the log records it (`cache_sync_compaction`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactionRecord {
+    pub id: i64,
+    /// The earliest run still replayable.
+    pub horizon_run: RunId,
+    pub horizon_as_of: Option<NaiveDate>,
+    /// The run whose checkpoint holds the folded history.
+    pub checkpoint_run: RunId,
+    /// The highest seq allocated when it ran (new events continue after it).
+    pub last_seq: i64,
+    pub events_removed: i64,
+    pub checkpoints_removed: i64,
+    /// The log's stored JSON (event changes and checkpoint values), in bytes, before and after.
+    pub bytes_before: i64,
+    pub bytes_after: i64,
+}
+
+/// What a compaction is about to remove and record, counted before anything is deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCompaction {
+    pub horizon_run: RunId,
+    pub horizon_as_of: Option<NaiveDate>,
+    pub checkpoint_run: RunId,
+    pub events_removed: i64,
+    pub checkpoints_removed: i64,
+    pub bytes_before: i64,
+    pub bytes_after: i64,
+}

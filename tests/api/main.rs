@@ -4,6 +4,7 @@
 
 mod atomicity;
 mod banding;
+mod compaction;
 mod demo;
 mod dialect;
 mod drift;

@@ -15,6 +15,42 @@ pub struct TomlFile {
     /// Guard-rail settings, read by the guard module.
     #[serde(default)]
     pub guards: Option<toml::Table>,
+    /// The audit log's retention, applied by the service after each successful run.
+    #[serde(default)]
+    pub audit: TomlAudit,
+}
+
+/// The `[audit]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TomlAudit {
+    /// Compact the log to this many days before the newest run after each service run.
+    pub keep_days: Option<i64>,
+}
+
+/// The most `[audit] keep_days` may be: ten years of nightly runs.
+pub const MAX_KEEP_DAYS: i64 = 3650;
+
+impl TomlAudit {
+    /// `keep_days`, checked.
+    ///
+    /// # Errors
+    /// A `ConfigError` naming the file, the key and the allowed values.
+    pub fn keep_days(&self, label: &str) -> Result<Option<u32>, ConfigError> {
+        match self.keep_days {
+            None => Ok(None),
+            Some(days) => u32::try_from(days)
+                .ok()
+                .filter(|d| i64::from(*d) <= MAX_KEEP_DAYS)
+                .map(Some)
+                .ok_or_else(|| ConfigError {
+                    source_name: format!("{label} [audit]"),
+                    message: format!(
+                        "keep_days must be a whole number of days from 0 to {MAX_KEEP_DAYS}; got {days}"
+                    ),
+                }),
+        }
+    }
 }
 
 /// The `[catalog]` section.
