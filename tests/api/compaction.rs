@@ -34,6 +34,7 @@ fn market(seed: u64, days: usize) -> SyntheticMarket {
         days,
         seed,
         nasty: false,
+        ..FixtureParams::default()
     })
 }
 
