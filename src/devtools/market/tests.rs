@@ -1,6 +1,7 @@
 //! The synthetic market's shape: determinism, sizes, caps, names, sectors and columns.
 
 mod days;
+mod pinned_hashes;
 
 use super::*;
 use std::collections::{BTreeMap, BTreeSet};

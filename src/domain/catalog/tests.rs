@@ -178,4 +178,3 @@ fn bands_of(catalog: &Catalog, ticker: &str) -> Vec<String> {
 mod families;
 mod legacy_shapes;
 mod listings;
-mod pinned_hashes;

@@ -2,9 +2,14 @@
 //! verify only while a value encodes and hashes exactly as it did when they were written. A
 //! change to any pinned figure here is a change to the canonical encoding, not a refactor.
 
-use super::*;
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::devtools::turnover::snapshot_of_day;
+use crate::domain::catalog::compute_catalog;
+use crate::domain::config::CatalogConfig;
+use crate::domain::fingerprint::{canonical_json, hash_value};
+use crate::domain::securities::normalize;
+use crate::domain::types::FamilySelection;
+use serde_json::json;
 use std::collections::HashMap;
 
 #[test]
