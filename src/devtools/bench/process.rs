@@ -11,6 +11,7 @@ use super::scratch::{audit_bytes, pg, wal_lsn, wal_since, ScratchServer};
 use super::Timing;
 use crate::devtools::loader::{load_day, load_history, load_through_day};
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
+use crate::store::dialect::Dialect;
 use crate::store::{QueryContext, Schema, SqlStore, StoreError};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -176,23 +177,24 @@ fn spawn_and_time(
     Ok((wall_ms, peak_rss_kb))
 }
 
-/// A database the children run on.
-enum Target {
-    Postgres { url: String, store: SqlStore },
-    Sqlite { url: String, store: SqlStore },
+/// A database the children run on: its URL, and this process's store on it (whose dialect
+/// says which figures apply).
+struct Target {
+    url: String,
+    store: SqlStore,
 }
 
 impl Target {
     fn url(&self) -> &str {
-        match self {
-            Self::Postgres { url, .. } | Self::Sqlite { url, .. } => url,
-        }
+        &self.url
     }
 
     fn store(&self) -> &SqlStore {
-        match self {
-            Self::Postgres { store, .. } | Self::Sqlite { store, .. } => store,
-        }
+        &self.store
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.store.dialect() == Dialect::Postgres
     }
 }
 
@@ -200,9 +202,10 @@ impl Target {
 /// synthetic market's dates are in the past: benchmarks measure, they do not guard. Redis is
 /// left out (the legacy job's figures are without it; `bench --events` measures publishing).
 async fn measured_child(exe: &Path, target: &Target) -> Result<ChildSample, StoreError> {
-    let wal_start = match target {
-        Target::Postgres { store, .. } => Some(wal_lsn(store).await?),
-        Target::Sqlite { .. } => None,
+    let wal_start = if target.is_postgres() {
+        Some(wal_lsn(target.store()).await?)
+    } else {
+        None
     };
     let (exe, url) = (exe.to_owned(), target.url().to_owned());
     let child = move || {
@@ -232,9 +235,10 @@ async fn measured_child(exe: &Path, target: &Target) -> Result<ChildSample, Stor
         .during("reading the child's run record")?
         .ok_or_else(|| StoreError::Corrupt("the child recorded no run".to_owned()))?;
     drop(pooled);
-    let audit_bytes = match target {
-        Target::Postgres { store, .. } => audit_bytes(store, run_id).await?,
-        Target::Sqlite { store, .. } => sqlite_audit_bytes(store, run_id).await?,
+    let audit_bytes = if target.is_postgres() {
+        audit_bytes(store, run_id).await?
+    } else {
+        sqlite_audit_bytes(store, run_id).await?
     };
     Ok(ChildSample {
         wall_ms,
@@ -324,7 +328,7 @@ pub(super) async fn measure_postgres(
 
         let copy = |name: String, from: String| async move {
             let store = server.create(&name, Some(&from)).await?;
-            Ok::<_, StoreError>(Target::Postgres {
+            Ok::<_, StoreError>(Target {
                 url: url_with_database(url, &name),
                 store,
             })
@@ -386,7 +390,7 @@ pub(super) async fn measure_sqlite(
     let open = |path: PathBuf| async move {
         let url = url_of(&path);
         let store = SqlStore::open_sqlite(&url).await?;
-        Ok::<_, StoreError>(Target::Sqlite { url, store })
+        Ok::<_, StoreError>(Target { url, store })
     };
     // A closed pool has checkpointed its WAL: the file alone is the database.
     let copy_of = |from: &PathBuf, name: &str| -> Result<PathBuf, StoreError> {
