@@ -360,6 +360,10 @@ pub struct ServeArgs {
     /// job-record test kills the process there).
     #[arg(long, hide = true)]
     pub test_pause_after_commit: bool,
+    /// Test hook: a job's run stops just before its commit (the two-instance test kills the
+    /// process there).
+    #[arg(long, hide = true)]
+    pub test_pause_before_commit: bool,
 }
 
 /// `bench` arguments.

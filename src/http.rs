@@ -51,6 +51,9 @@ pub struct AppState {
     /// Test hook: a job whose run committed stops forever before recording its outcome,
     /// after announcing it on stderr (a process killed there must not leave a lie behind).
     pub test_pause_after_commit: bool,
+    /// Test hook: a job's run stops forever just before its commit, after announcing it on
+    /// stderr (a process killed there must leave the database as it was).
+    pub test_pause_before_commit: bool,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             follow_imports: false,
             pipeline: Arc::default(),
             test_pause_after_commit: false,
+            test_pause_before_commit: false,
         }
     }
 

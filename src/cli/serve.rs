@@ -34,6 +34,7 @@ pub(super) async fn serve(config: &Config, args: &ServeArgs) -> Result<Exit, Cli
     let store = connect(config).await?;
     let mut state = crate::http::AppState::new(Arc::new(store), job, publisher(config)?, api_key);
     state.test_pause_after_commit = args.test_pause_after_commit;
+    state.test_pause_before_commit = args.test_pause_before_commit;
     state.follow_imports = args.follow_imports;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

@@ -236,7 +236,7 @@ async fn execute(state: AppState, record: JobRecord, mode: TriggerMode, plan_id:
         force: record.force,
         trigger: record.triggered_by,
         now: Utc::now(),
-        pause_before_commit: false,
+        pause_before_commit: state.test_pause_before_commit,
         job_id: record.job_id.clone(),
         progress: None,
         expect_plan: plan_id,

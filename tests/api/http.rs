@@ -1569,6 +1569,10 @@ pub(crate) struct RawAnswer {
 }
 
 impl RawAnswer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(

@@ -18,6 +18,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod http;
+mod instances;
 mod job_records;
 mod listener;
 mod operator;
