@@ -9,6 +9,9 @@ use super::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// PostgreSQL's index that allows one pending or running job (migration `one_active_job`).
+const ONE_ACTIVE_JOB_INDEX: &str = "cache_sync_job_one_active_uidx";
+
 /// The columns of a job, with its duration computed.
 fn columns(dialect: Dialect) -> String {
     format!(
@@ -24,8 +27,9 @@ impl JobBoard for SqlStore {
     async fn create_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
         let mut pooled = self.acquire().await?;
         let conn = &mut pooled.conn();
-        // One statement: the insert happens only while no job is pending or running, so two
-        // concurrent triggers cannot both get in (SQLite runs it under its write lock).
+        // One statement: the insert happens only while no job is pending or running. SQLite
+        // runs it under its write lock; on PostgreSQL two concurrent inserts can both pass the
+        // NOT EXISTS, and the one-active-job index refuses the second.
         let inserted = conn
             .sql(
                 "insert into cache_sync_job (job_id, mode, force, triggered_by, status, created_at,
@@ -43,8 +47,11 @@ impl JobBoard for SqlStore {
             .bind(&job.owner)
             .bind(&job.import_run_id)
             .execute(conn)
-            .await
-            .during("creating a job")?;
+            .await;
+        let inserted = match inserted {
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some(ONE_ACTIVE_JOB_INDEX) => 0,
+            other => other.during("creating a job")?,
+        };
         Ok(inserted == 1)
     }
 
