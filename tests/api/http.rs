@@ -2011,6 +2011,35 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// The child's stderr, line by line, read on a thread so the child never blocks on the pipe.
+pub(crate) fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}
+
+/// Waits (bounded) for a line of the child's stderr containing `wanted`; the lines before it.
+pub(crate) fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    wanted: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(WAIT) {
+            Ok(line) if line.contains(wanted) => return seen,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no line with {wanted:?} ({e}); saw {seen:?}"),
+        }
+    }
+}
+
 /// A `cache-sync serve` child, killed if the test fails before it exits.
 pub(crate) struct ServeProcess(std::process::Child);
 

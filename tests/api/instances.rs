@@ -4,10 +4,12 @@
 //! converges. Real processes on loopback ports, so each has its own connections, owner lock and
 //! job runner.
 
-use crate::helpers::{live_hashes, small_market, Backend, TestDb, WAIT};
-use crate::http::{free_port, raw_request, serve_command, status_uri, RawAnswer, TRIGGER};
+use crate::helpers::{cache_sync_cli, describe, live_hashes, small_market, Backend, TestDb, WAIT};
+use crate::http::{
+    free_port, raw_request, serve_command, status_uri, stderr_lines, wait_for_line, RawAnswer,
+    TRIGGER,
+};
 use serde_json::Value;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::Receiver;
@@ -33,15 +35,7 @@ impl Instance {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start cache-sync serve");
-        let pipe = child.stderr.take().unwrap();
-        let (sender, stderr) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let stderr = stderr_lines(&mut child);
         let instance = Self {
             child,
             addr,
@@ -53,14 +47,7 @@ impl Instance {
 
     /// Waits (bounded) for a line of the child's stderr containing `wanted`.
     fn wait_for_line(&self, wanted: &str) {
-        let mut seen = Vec::new();
-        loop {
-            match self.stderr.recv_timeout(WAIT) {
-                Ok(line) if line.contains(wanted) => return,
-                Ok(line) => seen.push(line),
-                Err(e) => panic!("no line with {wanted:?} ({e}); saw {seen:?}"),
-            }
-        }
+        wait_for_line(&self.stderr, wanted);
     }
 
     /// Whether the child has printed a line containing `wanted` (without waiting).
@@ -231,10 +218,6 @@ async fn killing_the_running_instance_leaves_the_database_as_it_was_and_the_othe
     assert!(done["run_id"].is_i64(), "{done}");
     assert_eq!(live_hashes(&db).await, expected);
     assert_eq!(db.count("cache_sync_run").await, before.1 + 1);
-    let verify = crate::helpers::cache_sync_cli(&db, &["verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        crate::helpers::describe(&verify)
-    );
+    let verify = cache_sync_cli(&db, &["verify"]);
+    assert!(verify.status.success(), "{}", describe(&verify));
 }

@@ -6,11 +6,11 @@
 
 use crate::helpers::{on_both_stores, run_request, small_market, Backend, TestDb, WAIT};
 use crate::http::{
-    app_state, assert_error, get, post, raw_request, serve_command, status_uri, Service, TRIGGER,
+    app_state, assert_error, get, post, raw_request, serve_command, status_uri, stderr_lines,
+    wait_for_line, Service, TRIGGER,
 };
 use axum::http::StatusCode;
 use serde_json::json;
-use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,18 +18,6 @@ use std::time::Duration;
 use tickstock_cache_sync::http::{self as api, AppState};
 use tickstock_cache_sync::job::{self, JobConfig, RunError};
 use tickstock_cache_sync::store::LockOutcome;
-
-/// Waits (bounded) for a line of the child's stderr containing `wanted`.
-fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, wanted: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        match lines.recv_timeout(WAIT) {
-            Ok(line) if line.contains(wanted) => return seen,
-            Ok(line) => seen.push(line),
-            Err(e) => panic!("no line with {wanted:?} ({e}); saw {seen:?}"),
-        }
-    }
-}
 
 /// The run record a job's run left: `(run_id, status)`.
 async fn run_of_job(db: &TestDb, job_id: &str) -> Option<(i64, String)> {
@@ -59,15 +47,7 @@ async fn a_service_killed_after_a_commit_leaves_a_job_the_restart_completes_with
     .stderr(Stdio::piped())
     .spawn()
     .expect("start cache-sync serve");
-    let stderr = child.stderr.take().unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let lines = stderr_lines(&mut child);
     wait_for_line(&lines, "serving on");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let accepted = raw_request(
