@@ -199,6 +199,10 @@ fn job_config(config: &Config) -> Result<JobConfig, CliError> {
             .audit
             .keep_days(&label)
             .map_err(|e| CliError::Usage(e.to_string()))?;
+        job.catch_up_schedule = file
+            .pipeline
+            .catch_up_schedule(&label)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
         if let Some(table) = &file.guards {
             job.guards = GuardConfig::from_toml(table)
                 .map_err(|e| CliError::Usage(format!("invalid [guards] in {label}: {e}")))?;

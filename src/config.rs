@@ -380,6 +380,10 @@ pub struct BenchArgs {
     /// at runs across that history (0 skips it).
     #[arg(long, default_value_t = 0)]
     pub history_runs: usize,
+    /// With --history-runs: then compact the log to this many days (`cache-sync compact
+    /// --keep-days`), measure again, and check every kept run replays as before (0 skips it).
+    #[arg(long, default_value_t = 30)]
+    pub keep_days: u32,
     /// Also measure Redis publishing (needs REDIS_URL): this many synthetic outbox events for
     /// throughput, and commit-to-subscriber latency over nightly runs (0 skips it).
     #[arg(long, default_value_t = 0)]
@@ -395,7 +399,13 @@ pub struct BenchArgs {
     /// the child's peak RSS. The in-process breakdown above is skipped.
     #[arg(long)]
     pub processes: bool,
-    /// With --processes: older daily bars every symbol has (1250 is five years).
+    /// Measure Phase 2 to Phase 2.5 instead (needs REDIS_URL): a `serve --follow-imports`
+    /// child; time from `data_import_completed` to `cache_sync_completed`, and the catch-up
+    /// delays after a missed announcement (from serve's start; from its subscription dropped).
+    /// --repeat samples of each (at most 9).
+    #[arg(long, conflicts_with = "processes")]
+    pub pipeline: bool,
+    /// With --processes or --pipeline: older daily bars every symbol has (1250 is five years).
     #[arg(long, default_value_t = 1250)]
     pub history_days: usize,
     /// With --processes: leave SQLite out.

@@ -280,11 +280,19 @@ pub async fn serve_with(
     let follower = state
         .follow_imports
         .then(|| tokio::spawn(pipeline::follow_imports(state.clone())));
+    let scheduled = state
+        .job
+        .catch_up_schedule
+        .clone()
+        .map(|schedule| tokio::spawn(pipeline::follow_schedule(state.clone(), schedule)));
     connections::serve_connections(listener, router(state.clone()), limits, shutdown).await?;
     relay.abort();
     sweep.abort();
     if let Some(follower) = follower {
         follower.abort();
+    }
+    if let Some(scheduled) = scheduled {
+        scheduled.abort();
     }
     jobs::finish_or_abort(&state, grace).await;
     Ok(())

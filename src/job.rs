@@ -20,7 +20,7 @@ pub use lifecycle::{publish_failure, run_phase, RunContext, RunObserver, Unobser
 pub use mode::{RunMode, TriggerMode};
 pub use plan::Plan;
 
-use crate::domain::config::TomlFile;
+use crate::domain::config::{CatchUpSchedule, TomlFile};
 use crate::domain::events::Channels;
 use crate::domain::guard::GuardConfig;
 use crate::domain::replay::ReplayedCatalog;
@@ -48,6 +48,9 @@ pub struct JobConfig {
     /// `[audit] keep_days`: the service compacts the log to this window after each successful
     /// run (`None`: never).
     pub audit_keep_days: Option<u32>,
+    /// `[pipeline] catch_up_schedule`: the service also looks for prices no completed run has
+    /// covered at these times (`None`: only on start and on Redis reconnects).
+    pub catch_up_schedule: Option<CatchUpSchedule>,
 }
 
 impl Default for JobConfig {
@@ -59,6 +62,7 @@ impl Default for JobConfig {
             checkpoint_every: 10,
             channels: Channels::default(),
             audit_keep_days: None,
+            catch_up_schedule: None,
         }
     }
 }

@@ -87,6 +87,11 @@ impl Publisher {
         })
     }
 
+    /// The Redis URL, for a child process's environment (it may hold a password: never print it).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// This publisher for one run: its notices share one connection and `NOTICE_BUDGET` of
     /// waiting in all; once Redis fails to answer within it, later notices and the relay are
     /// skipped (`PublishError::Unanswered`).

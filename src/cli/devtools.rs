@@ -148,8 +148,10 @@ pub(super) async fn bench(config: &Config, args: &BenchArgs) -> Result<Exit, Cli
         CliError::Usage("bench needs DATABASE_URL (a postgres:// server URL)".to_owned())
     })?;
     let publisher = publisher(config)?;
-    if args.events > 0 && publisher.is_none() {
-        return Err(CliError::Usage("bench --events needs REDIS_URL".to_owned()));
+    if (args.events > 0 || args.pipeline) && publisher.is_none() {
+        return Err(CliError::Usage(
+            "bench --events and bench --pipeline need REDIS_URL".to_owned(),
+        ));
     }
     let report = bench::run(url.expose(), args, publisher.as_ref()).await?;
     print(config.format, &report, || report.to_text())?;

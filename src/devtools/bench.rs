@@ -4,7 +4,9 @@
 
 mod events;
 mod history;
+pub use history::{CompactionFigures, HistoryFigures, LogFigures};
 pub mod load;
+pub mod pipeline;
 pub mod process;
 mod scratch;
 
@@ -59,6 +61,7 @@ pub struct RunFigures {
 pub enum Bench {
     InProcess(Box<BenchReport>),
     Processes(Vec<process::StoreFigures>),
+    Pipeline(pipeline::PipelineFigures),
 }
 
 impl Bench {
@@ -67,6 +70,7 @@ impl Bench {
         match self {
             Self::InProcess(report) => report.to_text(),
             Self::Processes(stores) => stores.iter().map(process::StoreFigures::to_text).collect(),
+            Self::Pipeline(figures) => figures.to_text(),
         }
     }
 }
@@ -101,21 +105,6 @@ pub struct EventFigures {
     pub latency_samples: usize,
 }
 
-/// Replay over a long simulated history.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryFigures {
-    pub nightly_runs: usize,
-    pub checkpoint_every: i64,
-    /// One entry (`stock_universe/market_cap/large_cap`) rebuilt at sampled runs.
-    pub one_entry: Timing,
-    /// The whole owned catalog rebuilt at sampled runs.
-    pub whole_catalog: Timing,
-    /// Events, runs and checkpoints on disk after the simulation.
-    pub log_bytes: i64,
-    pub checkpoint_bytes: i64,
-    pub simulation_seconds: f64,
-}
-
 impl BenchReport {
     /// The table printed for operators and copied into the README.
     pub fn to_text(&self) -> String {
@@ -140,21 +129,7 @@ impl BenchReport {
             );
         }
         if let Some(h) = &self.history {
-            let _ = writeln!(
-                out,
-                "history: {} nightly runs simulated in {:.0} s (checkpoint every {} runs); log {} B + checkpoints {} B",
-                h.nightly_runs, h.simulation_seconds, h.checkpoint_every, h.log_bytes, h.checkpoint_bytes
-            );
-            for (name, t) in [
-                ("replay one entry at a past run", &h.one_entry),
-                ("replay the whole catalog at a past run", &h.whole_catalog),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "{name:<40} median {:>8.1} ms  (min {:.1}, max {:.1}, n={})",
-                    t.median_ms, t.min_ms, t.max_ms, t.samples
-                );
-            }
+            out.push_str(&h.to_text());
         }
         if let Some(l) = &self.api_load {
             let _ = writeln!(
@@ -250,6 +225,21 @@ pub async fn run(
         let figures = measure_processes(&server, url, args, tag).await?;
         return Ok(Bench::Processes(figures));
     }
+    if args.pipeline {
+        let redis_url = publisher
+            .map(Publisher::url)
+            .ok_or_else(|| StoreError::Corrupt("bench --pipeline needs REDIS_URL".to_owned()))?;
+        let market = process::ProcessMarket {
+            stocks: args.stocks,
+            etfs: args.etfs,
+            history_days: args.history_days,
+        };
+        let name = format!("cache_sync_bench_{tag}_pipeline");
+        let figures =
+            pipeline::measure_pipeline(&server, url, redis_url, market, args.repeat, &name).await;
+        server.drop_db(&name).await?;
+        return Ok(Bench::Pipeline(figures?));
+    }
     let day1 = format!("cache_sync_bench_{tag}_day1");
     let day2 = format!("cache_sync_bench_{tag}_day2");
     let result = measure(&server, args, &day1, &day2).await;
@@ -258,7 +248,7 @@ pub async fn run(
     let mut report = result?;
     if args.history_runs > 0 {
         let name = format!("cache_sync_bench_{tag}_history");
-        let history = history::measure_history(&server, args, &name).await;
+        let history = history::measure_history(&server, url, args, &name).await;
         server.drop_db(&name).await?;
         report.history = Some(history?);
     }

@@ -451,10 +451,12 @@ pub fn theme_display_name(id: &str) -> String {
 }
 
 mod ranges;
+mod schedule;
 mod toml_file;
 
 use ranges::row_source;
 pub use ranges::{MAX_DAYS, MAX_LIMIT};
+pub use schedule::CatchUpSchedule;
 pub use toml_file::{parse_toml, TomlCatalog, TomlEtfCategory, TomlFile};
 
 #[cfg(test)]

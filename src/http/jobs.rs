@@ -111,6 +111,15 @@ pub struct JobSpec {
     pub import_run_id: Option<String>,
 }
 
+/// The job recorded pending or running, as a refusal names it (`job {id}, {status}`): on a
+/// shared database it is often another instance's. `None` when there is none, or it cannot be
+/// read (it may have ended in between).
+async fn recorded_holder(state: &AppState) -> Option<String> {
+    let jobs = state.store.unfinished_jobs().await.ok()?;
+    let job = jobs.first()?;
+    Some(format!("job {} ({})", job.job_id, job.status.as_str()))
+}
+
 /// Records a job and runs it in the background; its id. One job at a time across instances:
 /// `AlreadyRunning` (naming the holder) while this service runs one, a run outside the API
 /// holds the writer lock, or a job of a live instance is recorded pending or running.
@@ -147,9 +156,15 @@ pub async fn start_job(state: &AppState, spec: JobSpec) -> Result<String, ApiErr
     // A run started elsewhere (the nightly pipeline, the CLI) holds the writer lock. The probe
     // only looks: it never takes the lock, so it cannot make a starting run fail.
     if let Some(holder) = state.store.writer_lock_holder().await? {
-        return Err(ApiError::AlreadyRunning(format!(
-            "a run outside the API holds the writer lock: {holder}"
-        )));
+        return Err(ApiError::AlreadyRunning(
+            match recorded_holder(state).await {
+                Some(job) => format!(
+                    "{job} is recorded and a run holds the writer lock ({holder}); wait for it to \
+                 finish, or check its status"
+                ),
+                None => format!("a run outside the API holds the writer lock: {holder}"),
+            },
+        ));
     }
     // A job left by a stopped instance blocks until settled: settle now rather than refuse
     // until the next sweep.
@@ -157,10 +172,12 @@ pub async fn start_job(state: &AppState, spec: JobSpec) -> Result<String, ApiErr
         && (state.settle_orphans().await? == SettledJobs::default()
             || !state.store.create_job(&record).await?)
     {
-        return Err(ApiError::AlreadyRunning(
-            "another job is recorded pending or running; wait for it to finish, or check its status"
-                .to_owned(),
-        ));
+        let holder = recorded_holder(state)
+            .await
+            .map_or_else(String::new, |job| format!(" ({job})"));
+        return Err(ApiError::AlreadyRunning(format!(
+            "another job is recorded pending or running{holder}; wait for it to finish, or check its status"
+        )));
     }
     let job_id = record.job_id.clone();
     let task_state = state.clone();

@@ -6,33 +6,50 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::NaiveTime;
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
+use std::sync::atomic::Ordering;
 
-/// Runs by status, deltas, durations, pending outbox events, last successful as-of date.
+/// Writes a metric's `HELP` and `TYPE` lines.
+fn help_and_type(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Writes a metric of one unlabelled value.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+    help_and_type(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Runs by status, deltas, durations, pending outbox events, last successful as-of date, and
+/// what the pipeline follower and the catch-up schedule did.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let m = state.store.metrics(&state.job.environment).await?;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_runs_total Runs recorded in the audit log, by status."
+    help_and_type(
+        &mut out,
+        "cache_sync_runs_total",
+        "counter",
+        "Runs recorded in the audit log, by status.",
     );
-    let _ = writeln!(out, "# TYPE cache_sync_runs_total counter");
     for (status, n) in &m.runs {
         let _ = writeln!(out, "cache_sync_runs_total{{status=\"{status}\"}} {n}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_deltas_total Entry deltas applied by completed runs, by op."
+    help_and_type(
+        &mut out,
+        "cache_sync_deltas_total",
+        "counter",
+        "Entry deltas applied by completed runs, by op.",
     );
-    let _ = writeln!(out, "# TYPE cache_sync_deltas_total counter");
     for (op, n) in &m.deltas {
         let _ = writeln!(out, "cache_sync_deltas_total{{op=\"{op}\"}} {n}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_run_duration_seconds Durations of completed runs."
+    help_and_type(
+        &mut out,
+        "cache_sync_run_duration_seconds",
+        "summary",
+        "Durations of completed runs.",
     );
-    let _ = writeln!(out, "# TYPE cache_sync_run_duration_seconds summary");
     let _ = writeln!(
         out,
         "cache_sync_run_duration_seconds_sum {}",
@@ -43,63 +60,56 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         "cache_sync_run_duration_seconds_count {}",
         m.duration_count
     );
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_last_run_duration_seconds Duration of the last completed run."
+    single(
+        &mut out,
+        "cache_sync_last_run_duration_seconds",
+        "gauge",
+        "Duration of the last completed run.",
+        m.last_duration_seconds.unwrap_or(0.0),
     );
-    let _ = writeln!(out, "# TYPE cache_sync_last_run_duration_seconds gauge");
-    let _ = writeln!(
-        out,
-        "cache_sync_last_run_duration_seconds {}",
-        m.last_duration_seconds.unwrap_or(0.0)
+    single(
+        &mut out,
+        "cache_sync_outbox_pending_events",
+        "gauge",
+        "Change events not yet published to Redis.",
+        m.pending_outbox_events,
     );
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_outbox_pending_events Change events not yet published to Redis."
+    single(
+        &mut out,
+        "cache_sync_last_success_as_of_timestamp_seconds",
+        "gauge",
+        "As-of date of the last completed run (midnight UTC).",
+        m.last_success_as_of
+            .map_or(0, |d| d.and_time(NaiveTime::MIN).and_utc().timestamp()),
     );
-    let _ = writeln!(out, "# TYPE cache_sync_outbox_pending_events gauge");
-    let _ = writeln!(
-        out,
-        "cache_sync_outbox_pending_events {}",
-        m.pending_outbox_events
+    let pipeline = &state.pipeline;
+    single(
+        &mut out,
+        "cache_sync_pipeline_imports_handled_total",
+        "counter",
+        "Phase 2 import completions this instance handled (started, queued or found already run).",
+        pipeline.imports_handled(),
     );
-    let _ = writeln!(out, "# HELP cache_sync_last_success_as_of_timestamp_seconds As-of date of the last completed run (midnight UTC).");
-    let _ = writeln!(
-        out,
-        "# TYPE cache_sync_last_success_as_of_timestamp_seconds gauge"
+    single(
+        &mut out,
+        "cache_sync_pipeline_catch_ups_total",
+        "counter",
+        "Catch-ups this instance queued: prices newer than the last completed run, found on start, on a Redis reconnect or at a scheduled check.",
+        pipeline.catch_ups.load(Ordering::SeqCst),
     );
-    let as_of = m
-        .last_success_as_of
-        .map_or(0, |d| d.and_time(NaiveTime::MIN).and_utc().timestamp());
-    let _ = writeln!(
-        out,
-        "cache_sync_last_success_as_of_timestamp_seconds {as_of}"
+    single(
+        &mut out,
+        "cache_sync_pipeline_scheduled_checks_total",
+        "counter",
+        "Checks for uncovered prices made at the times [pipeline] catch_up_schedule names.",
+        pipeline.scheduled_checks.load(Ordering::SeqCst),
     );
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_pipeline_imports_handled_total Phase 2 import completions this instance handled (started, queued or found already run)."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE cache_sync_pipeline_imports_handled_total counter"
-    );
-    let _ = writeln!(
-        out,
-        "cache_sync_pipeline_imports_handled_total {}",
-        state.pipeline.imports_handled()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cache_sync_pipeline_catch_ups_total Catch-ups this instance queued: prices newer than the last completed run, found on start or on a Redis reconnect."
-    );
-    let _ = writeln!(out, "# TYPE cache_sync_pipeline_catch_ups_total counter");
-    let _ = writeln!(
-        out,
-        "cache_sync_pipeline_catch_ups_total {}",
-        state
-            .pipeline
-            .catch_ups
-            .load(std::sync::atomic::Ordering::SeqCst)
+    single(
+        &mut out,
+        "cache_sync_pipeline_next_scheduled_check_timestamp_seconds",
+        "gauge",
+        "When the next scheduled catch-up check is due (0: no schedule).",
+        pipeline.next_scheduled_check.load(Ordering::SeqCst),
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

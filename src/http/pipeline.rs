@@ -9,12 +9,14 @@
 use super::error::ApiError;
 use super::jobs::{start_job, JobSpec};
 use super::AppState;
+use crate::domain::config::CatchUpSchedule;
 use crate::job::TriggerMode;
 use crate::store::Trigger;
+use chrono::Utc;
 use futures_util::StreamExt as _;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What the pipeline follower did, for `/metrics` (and tests that wait for it).
@@ -22,8 +24,13 @@ use std::time::Duration;
 pub struct PipelineCounters {
     /// `data_import_completed` messages handled: started, queued, or found already run.
     pub imports_handled: AtomicU64,
-    /// Catch-ups queued: prices newer than the last completed run found on (re)subscribing.
+    /// Catch-ups queued: prices newer than the last completed run, with no job for their date
+    /// yet, found on (re)subscribing or at a scheduled check.
     pub catch_ups: AtomicU64,
+    /// Checks made at the times `[pipeline] catch_up_schedule` names.
+    pub scheduled_checks: AtomicU64,
+    /// When the next scheduled check is due, in Unix seconds (0: no schedule).
+    pub next_scheduled_check: AtomicI64,
 }
 
 impl PipelineCounters {
@@ -36,6 +43,10 @@ impl PipelineCounters {
 /// How often queued imports retry while a job is in the way, and how long the follower waits
 /// before resubscribing after Redis went away.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// The longest a scheduled check's sleep lasts before the wall clock is read again (a clock
+/// set forward or a suspended host then costs at most this much lateness).
+const CLOCK_RECHECK: Duration = Duration::from_secs(60);
 
 /// The longest import id kept (the app's are UUIDs).
 const MAX_IMPORT_ID: usize = 200;
@@ -96,6 +107,43 @@ pub async fn follow_imports(state: AppState) {
     }
 }
 
+/// Looks for prices no completed run covered at each time the schedule names, whether or not
+/// Redis answers (an outage is when announcements are lost), until the task is aborted.
+pub async fn follow_schedule(state: AppState, schedule: CatchUpSchedule) {
+    tracing::info!(schedule = %schedule.describe(), "catch-up checks scheduled");
+    let mut queue = VecDeque::new();
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let Some(next) = schedule.next_after(Utc::now()) else {
+            tracing::warn!(schedule = %schedule.describe(), "the catch-up schedule fires no more");
+            state
+                .pipeline
+                .next_scheduled_check
+                .store(0, Ordering::SeqCst);
+            return;
+        };
+        state
+            .pipeline
+            .next_scheduled_check
+            .store(next.timestamp(), Ordering::SeqCst);
+        let wait = (next - Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .min(CLOCK_RECHECK);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {
+                if Utc::now() >= next {
+                    state.pipeline.scheduled_checks.fetch_add(1, Ordering::SeqCst);
+                    catch_up(&state, &mut queue).await;
+                    drain(&state, &mut queue).await;
+                }
+            }
+            _ = retry.tick(), if !queue.is_empty() => drain(&state, &mut queue).await,
+        }
+    }
+}
+
 /// Queues a catch-up when the prices hold a date newer than the last completed run's as-of (a
 /// Phase 2 announcement missed while the service was down or Redis away). Its id,
 /// `catch-up:{date}`, makes it one job per price date across instances and restarts.
@@ -114,7 +162,10 @@ async fn catch_up(state: &AppState, queue: &mut VecDeque<String>) {
     match newer.await {
         Ok(Some(date)) => {
             let id = format!("catch-up:{date}");
-            if !queue.contains(&id) {
+            // A catch-up for this date that ran and failed is not retried on every check: its
+            // failure was announced, and a trigger or the next import runs again.
+            let attempted = matches!(state.store.job_for_import(&id).await, Ok(Some(_)));
+            if !attempted && !queue.contains(&id) {
                 tracing::info!(as_of = %date, "prices newer than the last completed run: catching up");
                 state.pipeline.catch_ups.fetch_add(1, Ordering::SeqCst);
                 queue.push_back(id);

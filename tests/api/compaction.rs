@@ -8,7 +8,7 @@ use crate::helpers::{
     cache_sync_cli, cache_sync_command, describe, live_hashes, on_both_stores, run_request, text,
     Backend, TestDb,
 };
-use crate::http::{app_state, assert_error, get};
+use crate::http::{app_state, assert_error, finish_job, get, post, TRIGGER};
 use axum::http::StatusCode;
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
@@ -381,3 +381,70 @@ async fn a_plain_delete_of_the_log_is_still_refused_after_compaction(backend: Ba
 }
 
 on_both_stores!(a_plain_delete_of_the_log_is_still_refused_after_compaction);
+
+/// `[audit] keep_days` in the service: after each successful API job the log is compacted to
+/// the window, so it stays bounded without anyone running `compact`, every kept run still
+/// replays exactly, earlier ones are refused naming the horizon, and `verify` passes.
+async fn the_service_compacts_the_log_after_each_job_with_audit_keep_days(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    let market = market(1602, 12);
+    let keep_days = days_between(&market, 8, 12);
+    let job = JobConfig {
+        audit_keep_days: Some(keep_days),
+        ..job_config()
+    };
+    let state = app_state(&db, job, None);
+    let app = api::router(state.clone());
+    let mut nights: Vec<(RunId, Hashes)> = Vec::new();
+    for day in 1..=12 {
+        if day == 1 {
+            db.load(&market, 1).await;
+        } else {
+            db.load_next(&market, day).await;
+        }
+        let accepted = post(&app, TRIGGER, &serde_json::json!({"force": true})).await;
+        assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text());
+        finish_job(&state).await;
+        let run: i64 = db
+            .sql("select max(run_id) from cache_sync_run where status = 'completed'")
+            .scalar()
+            .await;
+        nights.push((RunId(run), live_hashes(&db).await));
+    }
+    assert_eq!(nights.len(), 12);
+    let horizon = nights[7].0;
+    let compactions: i64 = db
+        .sql("select count(*) from cache_sync_compaction")
+        .scalar()
+        .await;
+    assert!(
+        compactions >= 2,
+        "the horizon moved with the nights: {compactions} compactions"
+    );
+    let folded: i64 = db
+        .sql("select count(*) from cache_sync_event where run_id < $1")
+        .bind(horizon.0)
+        .scalar()
+        .await;
+    assert_eq!(folded, 0, "events before the horizon were folded away");
+    for (run, hashes) in &nights[7..] {
+        assert_eq!(
+            &replayed(&db, *run).await.expect("kept run"),
+            hashes,
+            "run {run}"
+        );
+    }
+    for (run, _) in &nights[..7] {
+        assert!(
+            matches!(
+                replayed(&db, *run).await,
+                Err(HistoryError::BeforeHorizon { horizon: named, .. }) if named == horizon
+            ),
+            "run {run} is before the horizon {horizon}"
+        );
+    }
+    let out = cache_sync_cli(&db, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+on_both_stores!(the_service_compacts_the_log_after_each_job_with_audit_keep_days);

@@ -237,6 +237,21 @@ async fn a_bad_setting_is_refused_at_load_with_exit_2(backend: Backend) {
             "[catalog]\nthemes = { \"__\" = [\"AAA\"] }\n",
             "has no name",
         ),
+        (
+            "schedule.toml",
+            "[pipeline]\ncatch_up_schedule = \"30 25 * * 1-5\"\n",
+            "catch_up_schedule must be a cron expression of five fields",
+        ),
+        (
+            "timezone.toml",
+            "[pipeline]\ncatch_up_schedule = \"30 22 * * 1-5\"\ntimezone = \"Mars/Olympus\"\n",
+            "timezone must be an IANA timezone name",
+        ),
+        (
+            "keep.toml",
+            "[audit]\nkeep_days = -1\n",
+            "keep_days must be a whole number of days from 0 to 3650",
+        ),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, body).unwrap();

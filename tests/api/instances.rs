@@ -141,6 +141,11 @@ async fn concurrent_triggers_on_two_instances_start_exactly_one_run() {
         refused.text()
     );
     let job_id = job_id_of(&accepted);
+    assert!(
+        refused.text().contains(&job_id),
+        "the refusal names the job in the way, started on the other instance: {}",
+        refused.text()
+    );
     runner.wait_for_line("paused before commit");
     assert!(
         !other.has_printed("paused before commit"),

@@ -4,11 +4,14 @@
 //! job runs is not dropped but runs after it.
 
 use crate::helpers::{on_both_stores, run_request, small_market, Backend, TestDb, WAIT};
-use crate::http::{app_state, Service};
+use crate::http::{app_state, get, Service};
 use crate::pubsub::{connection, redis_url, unique_prefix};
 use serde_json::json;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tickstock_cache_sync::domain::config::CatchUpSchedule;
 use tickstock_cache_sync::domain::events::Channels;
+use tickstock_cache_sync::http as api;
 use tickstock_cache_sync::http::AppState;
 use tickstock_cache_sync::job::{self, JobConfig};
 use tickstock_cache_sync::publish::Publisher;
@@ -282,3 +285,64 @@ async fn an_import_announced_while_the_service_was_down_is_caught_up_on_start(ba
 }
 
 on_both_stores!(an_import_announced_while_the_service_was_down_is_caught_up_on_start);
+
+/// Issue 15 item 2, the schedule: with `[pipeline] catch_up_schedule` and no Redis at all (an
+/// outage is when announcements are lost), a scheduled check finds prices no completed run
+/// covered and runs once for them; checks with nothing new start nothing, and `/metrics` counts
+/// the checks and names the next one.
+async fn a_scheduled_check_catches_up_prices_no_run_covered_even_without_redis(backend: Backend) {
+    let db = TestDb::on(backend).await;
+    let market = small_market(55, 2);
+    db.load(&market, 1).await;
+    caught_up(&db).await;
+    let every_second = CatchUpSchedule::parse("test.toml", "* * * * * *", Some("UTC")).unwrap();
+    let job = JobConfig {
+        catch_up_schedule: Some(every_second),
+        ..JobConfig::default()
+    };
+    let state = app_state(&db, job, None);
+    let service = Service::start(&state, Duration::ZERO).await;
+    let checks = || state.pipeline.scheduled_checks.load(Ordering::SeqCst);
+    let catch_ups = || state.pipeline.catch_ups.load(Ordering::SeqCst);
+
+    until("two scheduled checks", || async { checks() >= 2 }).await;
+    assert_eq!(
+        db.count("cache_sync_job").await,
+        0,
+        "nothing new, nothing run"
+    );
+    assert_eq!(catch_ups(), 0);
+
+    db.load_next(&market, 2).await;
+    let catch_up = format!("catch-up:{}", market.date_of_day(2));
+    let (job_id, status, triggered_by) = until_finished(&db, &catch_up).await;
+    assert_eq!(status, "completed");
+    assert_eq!(triggered_by, "pipeline");
+    assert_eq!(runs_of_job(&db, &job_id).await, 1);
+    assert_eq!(catch_ups(), 1);
+
+    let seen = checks();
+    until("two more checks", || async { checks() >= seen + 2 }).await;
+    assert_eq!(db.count("cache_sync_job").await, 1, "the date ran once");
+    assert_eq!(catch_ups(), 1);
+
+    let metrics = get(&api::router(state.clone()), "/metrics").await.text();
+    let value = |name: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("cache_sync_pipeline_scheduled_checks_total") >= seen as i64 + 2);
+    assert_eq!(value("cache_sync_pipeline_catch_ups_total"), 1);
+    let next = value("cache_sync_pipeline_next_scheduled_check_timestamp_seconds");
+    assert!(
+        (next - chrono::Utc::now().timestamp()).abs() <= 2,
+        "the next check is due within the second: {next}"
+    );
+    service.shut_down().await;
+}
+
+on_both_stores!(a_scheduled_check_catches_up_prices_no_run_covered_even_without_redis);

@@ -131,7 +131,7 @@ const GNU_TIME: &str = "/usr/bin/time";
 const PEAK_RSS_LINE: &str = "cache-sync-bench-peak-rss-kb=";
 
 /// The wall time (spawn to exit) and peak RSS in KB of one run of `exe` with `args`.
-fn spawn_and_time(
+pub(super) fn spawn_and_time(
     exe: &Path,
     args: &[&str],
     configure: impl FnOnce(&mut Command),
@@ -263,7 +263,7 @@ async fn sqlite_audit_bytes(store: &SqlStore, run_id: i64) -> Result<i64, StoreE
 }
 
 /// Loads the day-1 market with its history into `store` (migrated first).
-async fn load_day1(
+pub(super) async fn load_day1(
     store: &SqlStore,
     market: &SyntheticMarket,
     history_days: usize,
@@ -291,7 +291,7 @@ async fn advance_to_day2(
     Ok(())
 }
 
-async fn analyze(store: &SqlStore) -> Result<(), StoreError> {
+pub(super) async fn analyze(store: &SqlStore) -> Result<(), StoreError> {
     sqlx::query("vacuum analyze")
         .execute(pg(store))
         .await

@@ -1,7 +1,7 @@
 //! The optional TOML file: its sections, parsing it, and applying its `[catalog]` over the
 //! configuration.
 
-use super::{CatalogConfig, ConfigError, ConfigWarning, EtfCategory};
+use super::{CatalogConfig, CatchUpSchedule, ConfigError, ConfigWarning, EtfCategory};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -18,6 +18,41 @@ pub struct TomlFile {
     /// The audit log's retention, applied by the service after each successful run.
     #[serde(default)]
     pub audit: TomlAudit,
+    /// When the service looks for prices no run has covered, besides start and reconnects.
+    #[serde(default)]
+    pub pipeline: TomlPipeline,
+}
+
+/// The `[pipeline]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TomlPipeline {
+    /// A cron expression, e.g. `"30 22 * * 1-5"`.
+    pub catch_up_schedule: Option<String>,
+    /// The IANA timezone the expression is read in (New York when absent).
+    pub timezone: Option<String>,
+}
+
+impl TomlPipeline {
+    /// The catch-up schedule, checked; `None` when the file sets none.
+    ///
+    /// # Errors
+    /// A `ConfigError` naming the file, the key and the allowed values; a `timezone` without a
+    /// schedule is refused too, as it would silently do nothing.
+    pub fn catch_up_schedule(&self, label: &str) -> Result<Option<CatchUpSchedule>, ConfigError> {
+        match (&self.catch_up_schedule, &self.timezone) {
+            (Some(expression), timezone) => {
+                CatchUpSchedule::parse(label, expression, timezone.as_deref()).map(Some)
+            }
+            (None, Some(_)) => Err(ConfigError {
+                source_name: format!("{label} [pipeline]"),
+                message: "timezone is set but catch_up_schedule is not: add a cron expression \
+                          such as catch_up_schedule = \"30 22 * * 1-5\", or remove timezone"
+                    .to_owned(),
+            }),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// The `[audit]` section.
