@@ -12,7 +12,7 @@ use crate::devtools::loader::load_day;
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::domain::events::Channels;
 use crate::job::{self, JobConfig};
-use crate::store::StoreError;
+use crate::store::{QueryContext, SqlStore, StoreError};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -121,15 +121,20 @@ impl CompletionListener {
         Ok(Self { pubsub })
     }
 
-    /// Waits for the next `cache_sync_completed`; a `processing_error` is the run failing.
-    async fn next_completion(&mut self) -> Result<(), StoreError> {
+    /// Waits for a `cache_sync_completed` of a run after `after_run` (an older run's, relayed
+    /// late, does not count); a `processing_error` is the run failing.
+    async fn completion_after(&mut self, after_run: i64) -> Result<(), StoreError> {
         let mut messages = self.pubsub.on_message();
         let wait = async {
             while let Some(message) = messages.next().await {
                 let text: String = message.get_payload().unwrap_or_default();
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                 match event["event"].as_str() {
-                    Some("cache_sync_completed") => return Ok(()),
+                    Some("cache_sync_completed")
+                        if event["payload"]["run_id"].as_i64() > Some(after_run) =>
+                    {
+                        return Ok(())
+                    }
                     Some("processing_error") => {
                         return Err(StoreError::Corrupt(format!("the run failed: {text}")))
                     }
@@ -253,9 +258,10 @@ pub(super) async fn measure_pipeline(
         day += 1;
         load_day(&store, &synthetic, day).await?;
         let mut listener = CompletionListener::subscribe(&client, &channels).await?;
+        let before = last_run(&store).await?;
         let started = Instant::now();
         announce(&client, &channels, &format!("{prefix}-import-{i}")).await?;
-        listener.next_completion().await?;
+        listener.completion_after(before).await?;
         announced.push(started.elapsed().as_secs_f64() * 1e3);
     }
 
@@ -265,9 +271,10 @@ pub(super) async fn measure_pipeline(
         day += 1;
         load_day(&store, &synthetic, day).await?;
         let mut listener = CompletionListener::subscribe(&client, &channels).await?;
+        let before = last_run(&store).await?;
         let started = Instant::now();
         serve = spawn_serve(&database_url, redis_url, &prefix)?;
-        listener.next_completion().await?;
+        listener.completion_after(before).await?;
         on_start.push(started.elapsed().as_secs_f64() * 1e3);
     }
 
@@ -276,11 +283,12 @@ pub(super) async fn measure_pipeline(
     for _ in 0..repeat {
         day += 1;
         load_day(&store, &synthetic, day).await?;
+        let before = last_run(&store).await?;
         let started = Instant::now();
         drop_subscriptions(&client).await?;
         // Our own subscription went too: back at once, long before the follower's 1 s retry.
         let mut listener = CompletionListener::subscribe(&client, &channels).await?;
-        listener.next_completion().await?;
+        listener.completion_after(before).await?;
         on_reconnect.push(started.elapsed().as_secs_f64() * 1e3);
         until_followed(&client, &channels).await?;
     }
@@ -292,4 +300,13 @@ pub(super) async fn measure_pipeline(
         catch_up_on_start: Timing::of(on_start),
         catch_up_on_reconnect: Timing::of(on_reconnect),
     })
+}
+
+/// The newest run recorded.
+async fn last_run(store: &SqlStore) -> Result<i64, StoreError> {
+    store
+        .sql("select coalesce(max(run_id), 0) from cache_sync_run")
+        .scalar(&mut store.acquire().await?.conn())
+        .await
+        .during("reading the last run")
 }
