@@ -4,10 +4,10 @@
 //! recorded, all in one transaction under the writer lock. Replay and rollback stay exact for
 //! the horizon run and every later one, and refuse earlier ones naming the horizon.
 
-use super::{fold_from, HistoryError};
+use super::{batch_filter, fold_batch, fold_from, run_batches, HistoryError};
 use crate::domain::fingerprint::hash_value;
 use crate::domain::types::RunId;
-use crate::store::{CompactionTx, Compactor, EventFilter, LockOutcome, NewCompaction, StoreError};
+use crate::store::{CompactionTx, Compactor, LockOutcome, NewCompaction, StoreError};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -162,18 +162,11 @@ async fn fold_and_remove(
         Some(run) => tx.checkpoint_before(environment, run).await?,
         None => None,
     };
-    let events = tx
-        .read_events(
-            environment,
-            &EventFilter {
-                after_run: base_run,
-                up_to_run: Some(horizon.fold_through),
-                ..EventFilter::default()
-            },
-        )
-        .await?;
-    let state = fold_from(base.as_ref(), &events)?;
-    drop(events);
+    let mut state = fold_from(base.as_ref(), &[])?;
+    for batch in run_batches(base_run, horizon.fold_through) {
+        let events = tx.read_events(environment, &batch_filter(batch)).await?;
+        fold_batch(&mut state, &events)?;
+    }
     let bytes_before = tx.log_bytes(environment, None).await?;
     let existing = tx
         .checkpoint_before(environment, horizon.fold_through)
