@@ -6,7 +6,7 @@
 //! ## Map
 //!
 //! One line per module: what it owns, and (→) the modules it uses. The arrows only point up this
-//! list, so there is no cycle; `main.rs` calls `cli`, `config` and `telemetry`. A test checks
+//! list, so there is no cycle; `main.rs` calls `cli`, `config`, `memory` and `telemetry`. A test checks
 //! that this list is the crate's module tree and that the arrows are its `crate::` paths.
 //!
 //! - [`domain`] (→ none): the pure rules — catalog, canonical hashing, diff, member reasons,
@@ -22,6 +22,7 @@
 //! - [`http`] (→ domain, history, job, publish, report, store): the axum API for the admin UI.
 //! - [`config`] (→ domain): the one clap `Config` (flags and environment variables).
 //! - [`telemetry`] (→ config): the log subscriber.
+//! - [`memory`] (→ none): how the process takes memory from the kernel.
 //! - [`devtools`] (→ config, domain, history, http, job, publish, report, store): the synthetic
 //!   market, writing it, the demo and the benchmark; nothing above depends on them.
 //! - [`cli`] (→ config, devtools, domain, history, http, job, publish, report, store): dispatch,
@@ -37,6 +38,7 @@ pub mod domain;
 pub mod history;
 pub mod http;
 pub mod job;
+pub mod memory;
 pub mod publish;
 pub mod report;
 pub mod store;

@@ -4,7 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use tickstock_cache_sync::cli::execute;
 use tickstock_cache_sync::config::Config;
-use tickstock_cache_sync::telemetry;
+use tickstock_cache_sync::{memory, telemetry};
 
 // The catalog builds and drops hundreds of thousands of small JSON nodes per run; mimalloc
 // roughly halves the time the system allocator spends on them.
@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    memory::avoid_transparent_huge_pages();
     let config = Config::parse();
     telemetry::init(config.log_format);
     match execute(config).await {
