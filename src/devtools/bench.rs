@@ -35,6 +35,15 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// One line of the printed table: the step's name, median, spread and sample count.
+    fn write_line(&self, out: &mut String, name: &str) {
+        let _ = writeln!(
+            out,
+            "{name:<40} median {:>8.1} ms  (min {:.1}, max {:.1}, n={})",
+            self.median_ms, self.min_ms, self.max_ms, self.samples
+        );
+    }
+
     fn of(mut samples: Vec<f64>) -> Self {
         samples.sort_by(|a, b| a.total_cmp(b));
         Self {
@@ -122,11 +131,7 @@ impl BenchReport {
                 &self.plan_empty_table,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "{name:<40} median {:>8.1} ms  (min {:.1}, max {:.1}, n={})",
-                t.median_ms, t.min_ms, t.max_ms, t.samples
-            );
+            t.write_line(&mut out, name);
         }
         if let Some(h) = &self.history {
             out.push_str(&h.to_text());

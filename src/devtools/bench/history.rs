@@ -84,12 +84,10 @@ impl HistoryFigures {
             "history: {} nightly runs simulated in {:.0} s (checkpoint every {} runs)",
             self.nightly_runs, self.simulation_seconds, self.checkpoint_every
         );
-        timing_line(&mut out, "replay one entry at a past run", &self.one_entry);
-        timing_line(
-            &mut out,
-            "replay the whole catalog at a past run",
-            &self.whole_catalog,
-        );
+        self.one_entry
+            .write_line(&mut out, "replay one entry at a past run");
+        self.whole_catalog
+            .write_line(&mut out, "replay the whole catalog at a past run");
         self.uncompacted.write(&mut out, "uncompacted");
         if let Some(c) = &self.compacted {
             let _ = writeln!(
@@ -115,16 +113,10 @@ impl LogFigures {
             "{label}: {} events, log {} B (changes and checkpoint values as text), {} B on disk after vacuum full",
             self.events, self.log_bytes, self.disk_bytes
         );
-        timing_line(
-            out,
-            &format!("{label}: replay one entry, kept runs"),
-            &self.one_entry,
-        );
-        timing_line(
-            out,
-            &format!("{label}: replay whole catalog, kept runs"),
-            &self.whole_catalog,
-        );
+        self.one_entry
+            .write_line(out, &format!("{label}: replay one entry, kept runs"));
+        self.whole_catalog
+            .write_line(out, &format!("{label}: replay whole catalog, kept runs"));
         let _ = writeln!(
             out,
             "{label}: `cache-sync replay --at-run <oldest kept> --verify` process median {:.1} ms (min {:.1}, max {:.1}, n={}), peak {:.1} MB",
@@ -135,14 +127,6 @@ impl LogFigures {
             self.replay_process_peak_rss_mb
         );
     }
-}
-
-fn timing_line(out: &mut String, name: &str, t: &Timing) {
-    let _ = writeln!(
-        out,
-        "{name:<40} median {:>8.1} ms  (min {:.1}, max {:.1}, n={})",
-        t.median_ms, t.min_ms, t.max_ms, t.samples
-    );
 }
 
 pub(super) async fn measure_history(

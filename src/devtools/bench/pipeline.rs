@@ -15,7 +15,6 @@ use crate::job::{self, JobConfig};
 use crate::store::{QueryContext, SqlStore, StoreError};
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,11 +54,7 @@ impl PipelineFigures {
                 &self.catch_up_on_reconnect,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "{name:<48} median {:>7.0} ms  (min {:.0}, max {:.0}, n={})",
-                t.median_ms, t.min_ms, t.max_ms, t.samples
-            );
+            t.write_line(&mut out, name);
         }
         out
     }
