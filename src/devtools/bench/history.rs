@@ -3,7 +3,7 @@
 //! binary itself, the same figures again, and every kept run's replay checked against what it
 //! was before the compaction.
 
-use super::process::{spawn_and_time, url_with_database};
+use super::process::{kb_to_mb, this_binary, timed_child, url_with_database};
 use super::scratch::{pg, ScratchServer};
 use super::{market, request, Timing};
 use crate::config::BenchArgs;
@@ -117,13 +117,13 @@ impl LogFigures {
             .write_line(out, &format!("{label}: replay one entry, kept runs"));
         self.whole_catalog
             .write_line(out, &format!("{label}: replay whole catalog, kept runs"));
+        self.replay_process.write_line(
+            out,
+            &format!("{label}: `cache-sync replay --at-run <oldest kept> --verify` process"),
+        );
         let _ = writeln!(
             out,
-            "{label}: `cache-sync replay --at-run <oldest kept> --verify` process median {:.1} ms (min {:.1}, max {:.1}, n={}), peak {:.1} MB",
-            self.replay_process.median_ms,
-            self.replay_process.min_ms,
-            self.replay_process.max_ms,
-            self.replay_process.samples,
+            "{label}: that process's peak RSS {:.1} MB",
             self.replay_process_peak_rss_mb
         );
     }
@@ -159,19 +159,21 @@ pub(super) async fn measure_history(
     // longest fold).
     let (one_entry, whole_catalog) = replay_times(&store, &samples(&ids)).await?;
 
+    let exe = this_binary()?;
     let database_url = url_with_database(url, name);
-    let kept: Vec<RunId> = match horizon(&dated, args.keep_days) {
-        Some(h) if args.keep_days > 0 => ids.iter().copied().filter(|r| *r >= h.run).collect(),
-        _ => ids.clone(),
+    let cut = horizon(&dated, args.keep_days).filter(|_| args.keep_days > 0);
+    let kept: Vec<RunId> = match &cut {
+        Some(h) => ids.iter().copied().filter(|r| *r >= h.run).collect(),
+        None => ids.clone(),
     };
-    let uncompacted = log_figures(&store, &database_url, &kept).await?;
-    let compacted = match horizon(&dated, args.keep_days) {
-        Some(h) if args.keep_days > 0 => {
+    let uncompacted = log_figures(&store, &exe, &database_url, &kept).await?;
+    let compacted = match cut {
+        Some(h) => {
             let before = kept_hashes(&store, &kept, false).await?;
             let keep_days = args.keep_days.to_string();
             let (compact_ms, rss_kb) =
-                child(&database_url, &["compact", "--keep-days", &keep_days]).await?;
-            let after = log_figures(&store, &database_url, &kept).await?;
+                timed_child(&exe, &database_url, &["compact", "--keep-days", &keep_days]).await?;
+            let after = log_figures(&store, &exe, &database_url, &kept).await?;
             let verified = kept_hashes(&store, &kept, true).await?;
             let runs_verified = kept
                 .iter()
@@ -199,7 +201,7 @@ pub(super) async fn measure_history(
                 earlier_run_refused,
             })
         }
-        _ => None,
+        None => None,
     };
     store.close().await;
     Ok(HistoryFigures {
@@ -245,6 +247,7 @@ async fn replay_times(store: &SqlStore, runs: &[RunId]) -> Result<(Timing, Timin
 /// Sizes, in-process replay over the kept runs, and five whole-process replays of the oldest.
 async fn log_figures(
     store: &SqlStore,
+    exe: &Path,
     database_url: &str,
     kept: &[RunId],
 ) -> Result<LogFigures, StoreError> {
@@ -277,7 +280,12 @@ async fn log_figures(
         .to_string();
     let (mut wall, mut rss) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        let (ms, kb) = child(database_url, &["replay", "--at-run", &oldest, "--verify"]).await?;
+        let (ms, kb) = timed_child(
+            exe,
+            database_url,
+            &["replay", "--at-run", &oldest, "--verify"],
+        )
+        .await?;
         wall.push(ms);
         rss.push(kb);
     }
@@ -307,29 +315,4 @@ async fn kept_hashes(
         out.insert(*run, report.hashes.into_iter().collect());
     }
     Ok(out)
-}
-
-/// The binary itself on the scratch database: wall ms and peak RSS KB.
-async fn child(database_url: &str, args: &[&str]) -> Result<(f64, i64), StoreError> {
-    let exe =
-        std::env::current_exe().map_err(|e| StoreError::Corrupt(format!("current exe: {e}")))?;
-    let (url, args): (String, Vec<String>) = (
-        database_url.to_owned(),
-        args.iter().map(|a| (*a).to_owned()).collect(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        spawn_and_time(Path::new(&exe), &args, |command| {
-            command
-                .env("DATABASE_URL", url)
-                .env_remove("REDIS_URL")
-                .env("NO_COLOR", "1");
-        })
-    })
-    .await
-    .map_err(|e| StoreError::Corrupt(format!("bench child task: {e}")))?
-}
-
-fn kb_to_mb(kb: i64) -> f64 {
-    kb as f64 / 1024.0
 }

@@ -5,14 +5,14 @@
 //! `{prefix}:cache:completed`). Then the two catch-up delays after a missed announcement: from
 //! the service's start, and from the moment its Redis subscription is dropped.
 
-use super::process::{analyze, load_day1, url_with_database, ProcessMarket};
+use super::process::{analyze, load_day1, this_binary, url_with_database, ProcessMarket};
 use super::scratch::ScratchServer;
 use super::Timing;
 use crate::devtools::loader::load_day;
 use crate::devtools::market::{FixtureParams, SyntheticMarket};
 use crate::domain::events::Channels;
 use crate::job::{self, JobConfig};
-use crate::store::{QueryContext, SqlStore, StoreError};
+use crate::store::{LogReader, SqlStore, StoreError};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 use std::process::{Child, Command, Stdio};
@@ -76,8 +76,7 @@ fn spawn_serve(
     redis_url: &str,
     prefix: &str,
 ) -> Result<ServeChild, StoreError> {
-    let exe =
-        std::env::current_exe().map_err(|e| StoreError::Corrupt(format!("current exe: {e}")))?;
+    let exe = this_binary()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| StoreError::Corrupt(format!("no free port: {e}")))?
@@ -146,72 +145,76 @@ impl CompletionListener {
     }
 }
 
-/// Waits until someone subscribes to the import channel (the child's follower).
-async fn until_followed(client: &redis::Client, channels: &Channels) -> Result<(), StoreError> {
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(redis_error)?;
-    let started = Instant::now();
-    loop {
-        let (_, count): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channels.import_completed())
-            .query_async(&mut con)
+/// Phase 2's side, over one connection: announcing imports, and watching who listens.
+struct PhaseTwo {
+    con: redis::aio::MultiplexedConnection,
+    channels: Channels,
+}
+
+impl PhaseTwo {
+    async fn connect(client: &redis::Client, channels: &Channels) -> Result<Self, StoreError> {
+        let con = client
+            .get_multiplexed_async_connection()
             .await
             .map_err(redis_error)?;
-        if count > 0 {
-            return Ok(());
-        }
-        if started.elapsed() > STEP_LIMIT {
-            return Err(StoreError::Corrupt(
-                "serve never subscribed to imports".to_owned(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(Self {
+            con,
+            channels: channels.clone(),
+        })
     }
-}
 
-/// Announces an import as Phase 2 does.
-async fn announce(
-    client: &redis::Client,
-    channels: &Channels,
-    run_id: &str,
-) -> Result<(), StoreError> {
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(redis_error)?;
-    let event = serde_json::json!({
-        "event": "data_import_completed",
-        "source": "cache-sync bench",
-        "version": "1.0",
-        "payload": {"run_id": run_id, "duration_seconds": 0, "total_symbols": 0,
-                    "successful_symbols": 0, "failed_symbols": 0, "success_rate": 100.0},
-    });
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg(channels.import_completed())
-        .arg(event.to_string())
-        .query_async(&mut con)
-        .await
-        .map_err(redis_error)?;
-    Ok(())
-}
+    /// Waits until someone subscribes to the import channel (the child's follower).
+    async fn until_followed(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        loop {
+            let (_, count): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(self.channels.import_completed())
+                .query_async(&mut self.con)
+                .await
+                .map_err(redis_error)?;
+            if count > 0 {
+                return Ok(());
+            }
+            if started.elapsed() > STEP_LIMIT {
+                return Err(StoreError::Corrupt(
+                    "serve never subscribed to imports".to_owned(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 
-/// Drops every pub/sub connection, as a Redis restart or a network cut would.
-async fn drop_subscriptions(client: &redis::Client) -> Result<(), StoreError> {
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(redis_error)?;
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut con)
-        .await
-        .map_err(redis_error)?;
-    Ok(())
+    /// Announces an import as Phase 2 does.
+    async fn announce(&mut self, run_id: &str) -> Result<(), StoreError> {
+        let event = serde_json::json!({
+            "event": "data_import_completed",
+            "source": "cache-sync bench",
+            "version": "1.0",
+            "payload": {"run_id": run_id, "duration_seconds": 0, "total_symbols": 0,
+                        "successful_symbols": 0, "failed_symbols": 0, "success_rate": 100.0},
+        });
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.channels.import_completed())
+            .arg(event.to_string())
+            .query_async(&mut self.con)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    /// Drops every pub/sub connection (this one is not one), as a Redis restart or a network
+    /// cut would.
+    async fn drop_subscriptions(&mut self) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut self.con)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
 }
 
 pub(super) async fn measure_pipeline(
@@ -244,18 +247,19 @@ pub(super) async fn measure_pipeline(
         prefix: prefix.clone(),
     };
     let client = redis::Client::open(redis_url).map_err(redis_error)?;
+    let mut phase_two = PhaseTwo::connect(&client, &channels).await?;
     let mut day = 1;
 
     let mut announced = Vec::new();
     let mut serve = spawn_serve(&database_url, redis_url, &prefix)?;
-    until_followed(&client, &channels).await?;
+    phase_two.until_followed().await?;
     for i in 0..repeat {
         day += 1;
         load_day(&store, &synthetic, day).await?;
         let mut listener = CompletionListener::subscribe(&client, &channels).await?;
         let before = last_run(&store).await?;
         let started = Instant::now();
-        announce(&client, &channels, &format!("{prefix}-import-{i}")).await?;
+        phase_two.announce(&format!("{prefix}-import-{i}")).await?;
         listener.completion_after(before).await?;
         announced.push(started.elapsed().as_secs_f64() * 1e3);
     }
@@ -274,18 +278,18 @@ pub(super) async fn measure_pipeline(
     }
 
     let mut on_reconnect = Vec::new();
-    until_followed(&client, &channels).await?;
+    phase_two.until_followed().await?;
     for _ in 0..repeat {
         day += 1;
         load_day(&store, &synthetic, day).await?;
         let before = last_run(&store).await?;
         let started = Instant::now();
-        drop_subscriptions(&client).await?;
+        phase_two.drop_subscriptions().await?;
         // Our own subscription went too: back at once, long before the follower's 1 s retry.
         let mut listener = CompletionListener::subscribe(&client, &channels).await?;
         listener.completion_after(before).await?;
         on_reconnect.push(started.elapsed().as_secs_f64() * 1e3);
-        until_followed(&client, &channels).await?;
+        phase_two.until_followed().await?;
     }
     drop(serve);
     store.close().await;
@@ -297,11 +301,8 @@ pub(super) async fn measure_pipeline(
     })
 }
 
-/// The newest run recorded.
+/// The newest run recorded (0 before any).
 async fn last_run(store: &SqlStore) -> Result<i64, StoreError> {
-    store
-        .sql("select coalesce(max(run_id), 0) from cache_sync_run")
-        .scalar(&mut store.acquire().await?.conn())
-        .await
-        .during("reading the last run")
+    let newest = store.read_runs("DEFAULT", 1, 0).await?;
+    Ok(newest.first().map_or(0, |run| run.run_id.0))
 }

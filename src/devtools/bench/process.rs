@@ -95,7 +95,7 @@ fn figures(samples: &[ChildSample]) -> ChildFigures {
     };
     ChildFigures {
         wall: Timing::of(samples.iter().map(|s| s.wall_ms).collect()),
-        peak_rss_mb: median(samples.iter().map(|s| s.peak_rss_kb).collect()) as f64 / 1024.0,
+        peak_rss_mb: kb_to_mb(median(samples.iter().map(|s| s.peak_rss_kb).collect())),
         rows_written: median(samples.iter().map(|s| s.rows_written).collect()),
         wal_bytes: samples
             .iter()
@@ -131,7 +131,7 @@ const GNU_TIME: &str = "/usr/bin/time";
 const PEAK_RSS_LINE: &str = "cache-sync-bench-peak-rss-kb=";
 
 /// The wall time (spawn to exit) and peak RSS in KB of one run of `exe` with `args`.
-pub(super) fn spawn_and_time(
+fn spawn_and_time(
     exe: &Path,
     args: &[&str],
     configure: impl FnOnce(&mut Command),
@@ -177,6 +177,37 @@ pub(super) fn spawn_and_time(
     Ok((wall_ms, peak_rss_kb))
 }
 
+/// This binary, which the benchmark spawns.
+pub(super) fn this_binary() -> Result<PathBuf, StoreError> {
+    std::env::current_exe().map_err(|e| StoreError::Corrupt(format!("current exe: {e}")))
+}
+
+/// `exe args` on `database_url` without Redis, off the async threads: wall ms and peak RSS KB.
+pub(super) async fn timed_child(
+    exe: &Path,
+    database_url: &str,
+    args: &[&str],
+) -> Result<(f64, i64), StoreError> {
+    let (exe, url) = (exe.to_owned(), database_url.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        spawn_and_time(&exe, &args, |command| {
+            command
+                .env("DATABASE_URL", url)
+                .env_remove("REDIS_URL")
+                .env("NO_COLOR", "1");
+        })
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("bench child task: {e}")))?
+}
+
+/// Kilobytes as megabytes (the tables print MB).
+pub(super) fn kb_to_mb(kb: i64) -> f64 {
+    kb as f64 / 1024.0
+}
+
 /// A database the children run on: its URL, and this process's store on it (whose dialect
 /// says which figures apply).
 struct Target {
@@ -207,18 +238,7 @@ async fn measured_child(exe: &Path, target: &Target) -> Result<ChildSample, Stor
     } else {
         None
     };
-    let (exe, url) = (exe.to_owned(), target.url().to_owned());
-    let child = move || {
-        spawn_and_time(&exe, &["run", "--force"], |command| {
-            command
-                .env("DATABASE_URL", url)
-                .env_remove("REDIS_URL")
-                .env("NO_COLOR", "1");
-        })
-    };
-    let (wall_ms, peak_rss_kb) = tokio::task::spawn_blocking(child)
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("bench child task: {e}")))??;
+    let (wall_ms, peak_rss_kb) = timed_child(exe, target.url(), &["run", "--force"]).await?;
     let store = target.store();
     let wal_bytes = match &wal_start {
         Some(lsn) => Some(wal_since(store, lsn).await?),
@@ -316,8 +336,7 @@ pub(super) async fn measure_postgres(
     repeat: usize,
     tag: &str,
 ) -> Result<StoreFigures, StoreError> {
-    let exe =
-        std::env::current_exe().map_err(|e| StoreError::Corrupt(format!("current exe: {e}")))?;
+    let exe = this_binary()?;
     let synthetic = synthetic(market);
     let (day1, day2) = (format!("{tag}_day1"), format!("{tag}_day2"));
     let result = async {
@@ -380,8 +399,7 @@ pub(super) async fn measure_sqlite(
     market: ProcessMarket,
     repeat: usize,
 ) -> Result<StoreFigures, StoreError> {
-    let exe =
-        std::env::current_exe().map_err(|e| StoreError::Corrupt(format!("current exe: {e}")))?;
+    let exe = this_binary()?;
     let synthetic = synthetic(market);
     let io = |what: &str, e: std::io::Error| StoreError::Corrupt(format!("{what}: {e}"));
     std::fs::create_dir_all(folder).map_err(|e| io("creating the bench folder", e))?;
