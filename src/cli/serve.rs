@@ -39,14 +39,12 @@ pub(super) async fn serve(config: &Config, args: &ServeArgs) -> Result<Exit, Cli
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.bind)))?;
+    let shutdown = crate::http::shutdown_signal().map_err(|e| {
+        CliError::Usage(format!("cannot install the shutdown signal handlers: {e}"))
+    })?;
     eprintln!("cache-sync: serving on http://{}", args.bind);
-    crate::http::serve(
-        listener,
-        state,
-        crate::http::shutdown_signal(),
-        args.shutdown_grace,
-    )
-    .await
-    .map_err(|e| CliError::Usage(format!("the service stopped: {e:#}")))?;
+    crate::http::serve(listener, state, shutdown, args.shutdown_grace)
+        .await
+        .map_err(|e| CliError::Usage(format!("the service stopped: {e:#}")))?;
     Ok(Exit::Success)
 }
