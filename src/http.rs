@@ -302,8 +302,10 @@ pub async fn serve_with(
 /// future is first polled: a SIGTERM that arrives after the service says it is serving must shut it
 /// down gracefully, never kill it with the default action.
 ///
+/// Call it inside a Tokio runtime (outside one, tokio panics).
+///
 /// # Errors
-/// The handlers cannot be installed (outside a Tokio runtime, or the OS refuses).
+/// The handlers cannot be installed (the runtime has no I/O driver, or the OS refuses).
 pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static>
 {
     #[cfg(unix)]
