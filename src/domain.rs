@@ -9,6 +9,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod guard;
 pub mod invariants;
+pub mod log_form;
 pub mod market;
 pub mod members;
 pub mod notices;

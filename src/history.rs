@@ -368,6 +368,7 @@ async fn rename_chain(
                     key: key.cloned(),
                     symbol: Some(ticker.clone()),
                     up_to_run,
+                    without_run_values: true,
                     ..EventFilter::default()
                 },
             )
@@ -421,6 +422,7 @@ pub async fn history(
                         key: key.cloned(),
                         newest_first: true,
                         limit: Some(limit),
+                        without_run_values: true,
                         ..EventFilter::default()
                     },
                 )

@@ -4,6 +4,7 @@
 
 use crate::domain::catalog::Catalog;
 use crate::domain::fingerprint::{hash_value, ContentHash};
+use crate::domain::log_form::RunValues;
 use crate::domain::members::{member_lists, scalar_fields, ListPath};
 use crate::domain::reasons::{Reason, ReasonCode, ReasonContext};
 use crate::domain::types::{EntryKey, Family};
@@ -128,6 +129,13 @@ pub struct EntryChange {
     /// replay ignores it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<HeldMember>,
+    /// As logged: the change's lists take the run's values (`log_form`) before their own member
+    /// changes, which then hold only what differs from them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revalued: bool,
+    /// The run's values, attached by the log reader to a `revalued` change.
+    #[serde(skip)]
+    pub run_values: Option<Arc<RunValues>>,
 }
 
 impl EntryChange {

@@ -2,6 +2,7 @@
 //! `apply(before, diff(before, after)) == after`, byte for byte, checked by hash.
 
 use crate::domain::diff::{EntryChange, Op};
+use crate::domain::log_form::RunValues;
 use crate::domain::members::{list_mut, member_ticker};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,6 +20,8 @@ pub enum ReplayError {
     BadPosition(usize),
     #[error("member `{0}` to change is not in the list")]
     UnknownMember(String),
+    #[error("the change takes its run's values, which were not read with it")]
+    MissingRunValues,
 }
 
 /// Applies one recorded change. `None` means the entry does not exist (after a delete).
@@ -62,11 +65,17 @@ pub fn apply_change_owned(
             if let Some(scalars) = &change.scalars {
                 set_scalars(&mut value, scalars);
             }
+            let run_values = if change.revalued {
+                let values = change.run_values.as_deref();
+                Some(values.ok_or(ReplayError::MissingRunValues)?)
+            } else {
+                None
+            };
             for list in &change.lists {
                 let items = list_mut(&mut value, list.path).ok_or(ReplayError::MissingList(
                     list.path.field().unwrap_or("root"),
                 ))?;
-                *items = rebuild_list(std::mem::take(items), list)?;
+                *items = rebuild_list(std::mem::take(items), list, run_values)?;
             }
             Ok(Some(value))
         }
@@ -85,6 +94,7 @@ fn set_scalars(value: &mut Value, scalars: &Map<String, Value>) {
 fn rebuild_list(
     old: Vec<Value>,
     delta: &crate::domain::diff::ListDelta,
+    run_values: Option<&RunValues>,
 ) -> Result<Vec<Value>, ReplayError> {
     let removed: HashSet<&str> = delta.removed.iter().map(|m| m.ticker.as_str()).collect();
     let changes: HashMap<&str, &crate::domain::diff::ChangedMember> = delta
@@ -114,6 +124,9 @@ fn rebuild_list(
         };
         if removed.contains(ticker.as_str()) {
             continue;
+        }
+        if let (Some(values), Value::Object(record)) = (run_values, &mut item) {
+            values.revalue(&ticker, record);
         }
         if let Some(change) = changes.get(ticker.as_str()) {
             seen_changes.insert(ticker.clone());

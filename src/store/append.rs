@@ -9,6 +9,7 @@ use super::{AppendedRun, EntryHead, NewRun, QueryContext, StoreError};
 use crate::domain::diff::{Delta, Op};
 use crate::domain::events::OutgoingEvent;
 use crate::domain::fingerprint::ContentHash;
+use crate::domain::log_form::{LogForm, RunValues};
 use crate::domain::types::{EntryKey, Family, RunId};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -27,7 +28,11 @@ pub(super) async fn run(
     let run_id = next_run_id(conn).await?;
     let heads = entry_heads(conn, &run.environment).await?;
     apply_entries(conn, &run.environment, deltas, now).await?;
-    let seqs = append_events(conn, run_id, &run.environment, deltas, &heads, now).await?;
+    let stored = LogForm::of(deltas);
+    if let Some(values) = &stored.values {
+        insert_run_values(conn, run_id, &run.environment, values).await?;
+    }
+    let seqs = append_events(conn, run_id, &run.environment, deltas, &stored, &heads, now).await?;
     insert_run(conn, run_id, run).await?;
     let keys: Vec<&EntryKey> = recheck.iter().collect();
     record_row_digests(conn, &run.environment, &keys).await?;
@@ -181,6 +186,26 @@ pub(super) async fn insert_run(
     Ok(())
 }
 
+/// Stores the run's member values, which its `revalued` events take.
+async fn insert_run_values(
+    conn: &mut Conn<'_>,
+    run_id: RunId,
+    environment: &str,
+    values: &RunValues,
+) -> Result<(), StoreError> {
+    conn.sql(
+        "insert into cache_sync_run_values (run_id, environment, member_values)
+         values ($1, $2, $3)",
+    )
+    .bind(run_id.0)
+    .bind(environment)
+    .bind(Param::logged_json(values)?)
+    .execute(conn)
+    .await
+    .during("storing the run's member values")?;
+    Ok(())
+}
+
 /// Deletes by id, updates in place (keeping `id`, setting `updated_at`), inserts.
 async fn apply_entries(
     conn: &mut Conn<'_>,
@@ -271,12 +296,14 @@ struct HeadMove<'d> {
     hash: Option<String>,
 }
 
-/// Appends one event per delta, in delta order, and moves each entry's head.
+/// Appends one event per delta, in delta order, each with its change as `stored` holds it, and
+/// moves each entry's head.
 async fn append_events(
     conn: &mut Conn<'_>,
     run_id: RunId,
     environment: &str,
     deltas: &[Delta],
+    stored: &LogForm<'_>,
     heads: &HashMap<EntryKey, EntryHead>,
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>, StoreError> {
@@ -286,14 +313,14 @@ async fn append_events(
     let seqs = next_event_seqs(conn, deltas.len()).await?;
     let mut versions: HashMap<&EntryKey, i32> = HashMap::new();
     let mut rows: Vec<EventRow<'_>> = Vec::with_capacity(deltas.len());
-    for (d, &seq) in deltas.iter().zip(&seqs) {
+    for ((d, &seq), change) in deltas.iter().zip(&seqs).zip(&stored.changes) {
         let before = versions.get(&d.key).copied();
         let version = before
             .or_else(|| heads.get(&d.key).map(|h| h.version))
             .unwrap_or(0)
             + 1;
         versions.insert(&d.key, version);
-        rows.push((d, seq, version, Param::logged_json(&d.change)?));
+        rows.push((d, seq, version, Param::logged_json(change.as_ref())?));
     }
     execute_chunked(conn, &rows, 13, "appending audit events", |sql, chunk| {
         sql.push(

@@ -133,6 +133,9 @@ impl CompactionTx for SqlTx {
         conn.sql(
             "select coalesce((select sum(length(cast(change as text))) from cache_sync_event
                               where environment = $1 and run_id > $2), 0)
+                  + coalesce((select sum(length(cast(member_values as text)))
+                              from cache_sync_run_values
+                              where environment = $1 and run_id > $2), 0)
                   + coalesce((select sum(length(cast(value as text))) from cache_sync_checkpoint
                               where environment = $1 and run_id >= $2), 0)",
         )
@@ -202,6 +205,12 @@ impl CompactionTx for SqlTx {
             .execute(conn)
             .await
             .during("deleting folded events")?;
+        conn.sql("delete from cache_sync_run_values where environment = $1 and run_id <= $2")
+            .bind(environment)
+            .bind(c.checkpoint_run.0)
+            .execute(conn)
+            .await
+            .during("deleting folded run values")?;
         conn.sql("delete from cache_sync_checkpoint where environment = $1 and run_id < $2")
             .bind(environment)
             .bind(c.checkpoint_run.0)

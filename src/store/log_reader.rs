@@ -3,16 +3,19 @@
 
 use super::database::SqlStore;
 use super::rows::{parse_family, parse_hash, parse_op};
-use super::sql::Conn;
+use super::sql::{fetch_chunked, Conn};
 use super::{
     Checkpoint, CompactionRecord, EventFilter, LogReader, LoggedEvent, QueryContext, RunSummary,
     StoreError,
 };
 use crate::domain::diff::EntryChange;
+use crate::domain::log_form::RunValues;
 use crate::domain::types::{EntryKey, RunId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// An event's columns as `read_events` selects them.
 type EventRow = (
@@ -162,7 +165,8 @@ pub(super) async fn read_events(
         sql.push(" limit ").push_bind(limit);
     }
     let rows: Vec<EventRow> = sql.fetch_all(conn).await.during("reading events")?;
-    rows.into_iter()
+    let mut events = rows
+        .into_iter()
         .map(
             |(seq, run_id, t, n, k, version, op, family, before, after, change, at)| {
                 Ok(LoggedEvent {
@@ -180,7 +184,46 @@ pub(super) async fn read_events(
                 })
             },
         )
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if !filter.without_run_values {
+        attach_run_values(conn, &mut events).await?;
+    }
+    Ok(events)
+}
+
+/// Gives each `revalued` change its run's values, read once per run and shared.
+async fn attach_run_values(
+    conn: &mut Conn<'_>,
+    events: &mut [LoggedEvent],
+) -> Result<(), StoreError> {
+    let runs: Vec<i64> = events
+        .iter()
+        .filter(|e| e.change.revalued)
+        .map(|e| e.run_id.0)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows: Vec<(i64, Json<RunValues>)> =
+        fetch_chunked(conn, &runs, 1, "reading run values", |sql, chunk| {
+            sql.push("select run_id, member_values from cache_sync_run_values where run_id in ")
+                .push_list(chunk.iter().copied());
+            Ok(())
+        })
+        .await?;
+    let by_run: HashMap<i64, Arc<RunValues>> = rows
+        .into_iter()
+        .map(|(run, Json(values))| (run, Arc::new(values)))
+        .collect();
+    for event in events.iter_mut().filter(|e| e.change.revalued) {
+        let values = by_run.get(&event.run_id.0).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "event {} takes the values of run {}, which the log does not hold",
+                event.seq, event.run_id.0
+            ))
+        })?;
+        event.change.run_values = Some(Arc::clone(values));
+    }
+    Ok(())
 }
 
 /// The newest checkpoint at or before `run_id` (only `key`'s row when given).

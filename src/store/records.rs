@@ -119,6 +119,9 @@ pub struct EventFilter {
     pub symbol: Option<String>,
     pub newest_first: bool,
     pub limit: Option<i64>,
+    /// Leave the run values of `revalued` changes unread: for listing who joined and left, not
+    /// for replay (such a change then refuses to apply).
+    pub without_run_values: bool,
 }
 
 /// The full owned catalog as it stood after a run.

@@ -77,6 +77,7 @@ async fn log_text(db: &TestDb) -> Vec<Vec<String>> {
     let tables = [
         ("cache_sync_run", "run_id"),
         ("cache_sync_event", "seq"),
+        ("cache_sync_run_values", "run_id"),
         (
             "cache_sync_checkpoint",
             "run_id, entry_type, entry_name, entry_key",
@@ -93,6 +94,11 @@ async fn log_text(db: &TestDb) -> Vec<Vec<String>> {
         out.push(db.table_text(table, "true", order).await);
     }
     out
+}
+
+/// `sql`'s count of run values, `$1` bound to `run`.
+async fn count_run_values(db: &TestDb, sql: &'static str, run: RunId) -> i64 {
+    db.sql(sql).bind(run.0).scalar().await
 }
 
 fn request(keep_days: u32) -> CompactionRequest {
@@ -121,6 +127,13 @@ async fn compaction_keeps_every_later_run_exact_and_refuses_earlier_ones(backend
         .scalar()
         .await;
     assert!(events_before > 0, "the folded runs logged events");
+    let folded_values = "select count(*) from cache_sync_run_values where run_id <= $1";
+    let kept_values = "select count(*) from cache_sync_run_values where run_id > $1";
+    let values_of = |sql| count_run_values(&db, sql, fold_through);
+    assert!(
+        values_of(folded_values).await > 0 && values_of(kept_values).await > 0,
+        "nights of new prices store their member values"
+    );
 
     // A dry run works everything out and changes nothing.
     let before = log_text(&db).await;
@@ -154,6 +167,8 @@ async fn compaction_keeps_every_later_run_exact_and_refuses_earlier_ones(backend
         .scalar()
         .await;
     assert_eq!(left, 0, "the folded events are gone");
+    assert_eq!(values_of(folded_values).await, 0, "and their runs' values");
+    assert!(values_of(kept_values).await > 0, "the kept runs' values stay");
     let checkpoint_runs: Vec<i64> = db
         .sql("select distinct run_id from cache_sync_checkpoint order by run_id")
         .scalars()
@@ -349,6 +364,8 @@ async fn a_plain_delete_of_the_log_is_still_refused_after_compaction(backend: Ba
         "update cache_sync_event set op = 'x'",
         "delete from cache_sync_checkpoint",
         "update cache_sync_checkpoint set hash = 'x'",
+        "delete from cache_sync_run_values",
+        "update cache_sync_run_values set environment = 'x'",
         "delete from cache_sync_compaction",
         "update cache_sync_compaction set events_removed = 0",
     ];
@@ -356,6 +373,7 @@ async fn a_plain_delete_of_the_log_is_still_refused_after_compaction(backend: Ba
         statements.extend([
             "truncate cache_sync_event",
             "truncate cache_sync_checkpoint",
+            "truncate cache_sync_run_values",
             "truncate cache_sync_compaction",
         ]);
     }

@@ -269,12 +269,15 @@ async fn measured_child(exe: &Path, target: &Target) -> Result<ChildSample, Stor
     })
 }
 
-/// SQLite has no `pg_column_size`: the stored bytes of the run's event changes and run report.
+/// SQLite has no `pg_column_size`: the stored bytes of the run's event changes, run report and
+/// member values.
 async fn sqlite_audit_bytes(store: &SqlStore, run_id: i64) -> Result<i64, StoreError> {
     store
         .sql(
             "select coalesce((select sum(length(change)) from cache_sync_event where run_id = $1), 0)
-                  + coalesce((select sum(length(report)) from cache_sync_run where run_id = $1), 0)",
+                  + coalesce((select sum(length(report)) from cache_sync_run where run_id = $1), 0)
+                  + coalesce((select sum(length(member_values)) from cache_sync_run_values
+                              where run_id = $1), 0)",
         )
         .bind(run_id)
         .scalar(&mut store.acquire().await?.conn())

@@ -91,7 +91,8 @@ pub(super) async fn wal_since(store: &SqlStore, lsn: &str) -> Result<i64, StoreE
 pub(super) async fn audit_bytes(store: &SqlStore, run_id: i64) -> Result<i64, StoreError> {
     sqlx::query_scalar(
         "select coalesce((select sum(pg_column_size(e.*)) from cache_sync_event e where run_id = $1), 0)::int8
-              + coalesce((select sum(pg_column_size(r.*)) from cache_sync_run r where run_id = $1), 0)::int8",
+              + coalesce((select sum(pg_column_size(r.*)) from cache_sync_run r where run_id = $1), 0)::int8
+              + coalesce((select sum(pg_column_size(v.*)) from cache_sync_run_values v where run_id = $1), 0)::int8",
     )
     .bind(run_id)
     .fetch_one(pg(store))

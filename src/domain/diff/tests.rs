@@ -195,6 +195,11 @@ const CAPS: [i64; 6] = [20_000_000, 80_000_000, 700_000_000, 5 * B, 40 * B, 300 
 /// A random market over a fixed set of tickers: caps across every band, some inactive, a few
 /// sectors and industries, listing dates around the IPO window.
 fn random_market() -> impl Strategy<Value = Securities> {
+    random_rows().prop_map(securities)
+}
+
+/// The symbol rows behind `random_market`.
+fn random_rows() -> impl Strategy<Value = Vec<SymbolRow>> {
     proptest::collection::vec(
         (
             0usize..CAPS.len(),
@@ -206,7 +211,7 @@ fn random_market() -> impl Strategy<Value = Securities> {
         MARKET_TICKERS.len(),
     )
     .prop_map(|specs| {
-        let rows = MARKET_TICKERS
+        MARKET_TICKERS
             .iter()
             .zip(specs)
             .map(|(ticker, (cap, active, sector, industry, listed))| {
@@ -221,8 +226,7 @@ fn random_market() -> impl Strategy<Value = Securities> {
                 }
                 row
             })
-            .collect();
-        securities(rows)
+            .collect()
     })
 }
 
@@ -276,4 +280,5 @@ proptest! {
 }
 
 mod entries;
+mod log_form;
 mod reasons;
