@@ -168,7 +168,10 @@ async fn compaction_keeps_every_later_run_exact_and_refuses_earlier_ones(backend
         .await;
     assert_eq!(left, 0, "the folded events are gone");
     assert_eq!(values_of(folded_values).await, 0, "and their runs' values");
-    assert!(values_of(kept_values).await > 0, "the kept runs' values stay");
+    assert!(
+        values_of(kept_values).await > 0,
+        "the kept runs' values stay"
+    );
     let checkpoint_runs: Vec<i64> = db
         .sql("select distinct run_id from cache_sync_checkpoint order by run_id")
         .scalars()

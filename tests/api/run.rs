@@ -5,9 +5,11 @@ use crate::helpers::{live_hashes, on_both_stores, run_request, small_market, Bac
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tickstock_cache_sync::devtools::market::{FixtureParams, SyntheticMarket};
 use tickstock_cache_sync::domain::diff::{EntryChange, Op};
 use tickstock_cache_sync::domain::fingerprint::hash_value;
+use tickstock_cache_sync::domain::log_form::RunValues;
 use tickstock_cache_sync::domain::replay::apply_change;
 use tickstock_cache_sync::job::JobConfig;
 
@@ -33,13 +35,24 @@ async fn apply_run_events(db: &TestDb, run_id: i64, state: &mut BTreeMap<String,
         .bind(run_id)
         .fetch_all()
         .await;
+    // The run's member values, which its `revalued` changes take (as the log reader attaches).
+    let run_values: Option<Arc<RunValues>> = db
+        .sql("select member_values from cache_sync_run_values where run_id = $1")
+        .bind(run_id)
+        .fetch_all::<(Value,)>()
+        .await
+        .pop()
+        .map(|(values,)| Arc::new(serde_json::from_value(values).unwrap()));
     for (key, op, change, hash_after) in events {
         let op = match op.as_str() {
             "created" => Op::Create,
             "updated" => Op::Update,
             _ => Op::Delete,
         };
-        let change: EntryChange = serde_json::from_value(change).unwrap();
+        let mut change: EntryChange = serde_json::from_value(change).unwrap();
+        if change.revalued {
+            change.run_values = run_values.clone();
+        }
         let next =
             apply_change(state.get(&key), op, &change).unwrap_or_else(|e| panic!("{key}: {e}"));
         match next {

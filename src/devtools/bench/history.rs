@@ -265,9 +265,9 @@ async fn log_figures(
         "vacuum full cache_sync_event, cache_sync_run, cache_sync_run_values,
              cache_sync_checkpoint, cache_sync_compaction",
     )
-        .execute(pg(store))
-        .await
-        .during("vacuuming the log")?;
+    .execute(pg(store))
+    .await
+    .during("vacuuming the log")?;
     let disk_bytes: i64 = sqlx::query_scalar(
         "select cast(pg_total_relation_size('cache_sync_event') + pg_total_relation_size('cache_sync_run')
               + pg_total_relation_size('cache_sync_run_values')

@@ -82,8 +82,9 @@ fn repriced(rows: &[SymbolRow], per_mille: i64, keep: &[bool]) -> Vec<SymbolRow>
         .map(|(row, keep)| {
             let mut row = row.clone();
             if !keep {
-                row.weighted_shares_outstanding =
-                    row.weighted_shares_outstanding.map(|s| s * per_mille / 1000);
+                row.weighted_shares_outstanding = row
+                    .weighted_shares_outstanding
+                    .map(|s| s * per_mille / 1000);
             }
             row
         })
@@ -153,9 +154,16 @@ fn a_night_of_new_figures_stores_each_figure_once_and_no_old_figures() {
     );
 
     let form = LogForm::of(&deltas);
-    let values = form.values.as_ref().expect("the night's new caps are stored");
+    let values = form
+        .values
+        .as_ref()
+        .expect("the night's new caps are stored");
     for (ticker, cap) in caps_by_ticker(&new) {
-        assert_eq!(values.of(&ticker, "market_cap"), Some(&json!(cap)), "{ticker}");
+        assert_eq!(
+            values.of(&ticker, "market_cap"),
+            Some(&json!(cap)),
+            "{ticker}"
+        );
     }
     assert_eq!(values.len(), new.len(), "one figure per stock");
     for (delta, change) in deltas.iter().zip(&form.changes) {
@@ -181,7 +189,10 @@ fn a_night_of_new_figures_stores_each_figure_once_and_no_old_figures() {
         .zip(&form.changes)
         .find(|(_, c)| c.revalued)
         .unwrap();
-    let before = current.iter().find(|c| c.key == delta.key).map(|c| &c.value);
+    let before = current
+        .iter()
+        .find(|c| c.key == delta.key)
+        .map(|c| &c.value);
     assert_eq!(
         apply_change(before, delta.op, &stored(change)),
         Err(ReplayError::MissingRunValues)
@@ -192,15 +203,31 @@ fn a_night_of_new_figures_stores_each_figure_once_and_no_old_figures() {
 fn a_figure_two_lists_disagree_on_stays_in_each_list() {
     let mut values_a = json!({"ticker": "AAA", "rank": 1, "market_cap": 10});
     let current = vec![
-        row(1, "stock_universe/market_cap/mega_cap", stocks(vec![values_a.clone()])),
-        row(2, "stock_universe/market_leaders/top_100", stocks(vec![values_a.clone()])),
+        row(
+            1,
+            "stock_universe/market_cap/mega_cap",
+            stocks(vec![values_a.clone()]),
+        ),
+        row(
+            2,
+            "stock_universe/market_leaders/top_100",
+            stocks(vec![values_a.clone()]),
+        ),
     ];
     values_a["market_cap"] = json!(11);
     let mut other = values_a.clone();
     other["market_cap"] = json!(12);
     let catalog = want(vec![
-        (Family::MarketCap, "stock_universe/market_cap/mega_cap", stocks(vec![values_a])),
-        (Family::MarketLeaders, "stock_universe/market_leaders/top_100", stocks(vec![other])),
+        (
+            Family::MarketCap,
+            "stock_universe/market_cap/mega_cap",
+            stocks(vec![values_a]),
+        ),
+        (
+            Family::MarketLeaders,
+            "stock_universe/market_leaders/top_100",
+            stocks(vec![other]),
+        ),
     ]);
     let deltas = plan(&catalog, &current);
     assert_eq!(deltas.len(), 2);
