@@ -6,7 +6,7 @@
 //! stored: replay never reads them.
 
 use crate::domain::diff::{ChangedMember, Delta, EntryChange, ListDelta, Op};
-use crate::domain::members::{member_lists, ListPath};
+use crate::domain::members::member_lists;
 use crate::domain::reasons::ReasonCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -54,8 +54,9 @@ pub struct LogForm<'d> {
     pub changes: Vec<Cow<'d, EntryChange>>,
 }
 
-/// The lists a delta patches member by member, with their new member lists.
-fn patched_lists(delta: &Delta) -> Option<(&EntryChange, Vec<(ListPath, &Value)>)> {
+/// A delta that patches lists member by member, with the (ticker, record) of every member of
+/// those lists after it.
+fn patched_lists(delta: &Delta) -> Option<(&EntryChange, Vec<(&str, &Value)>)> {
     let change = &delta.change;
     if delta.op != Op::Update || change.value.is_some() || change.lists.is_empty() {
         return None;
@@ -64,7 +65,7 @@ fn patched_lists(delta: &Delta) -> Option<(&EntryChange, Vec<(ListPath, &Value)>
     let records = member_lists(value)
         .into_iter()
         .filter(|(path, _)| change.lists.iter().any(|l| l.path == *path))
-        .flat_map(|(path, members)| members.into_iter().map(move |m| (path, m.record)))
+        .flat_map(|(_, members)| members.into_iter().map(|m| (m.ticker, m.record)))
         .collect();
     Some((change, records))
 }
@@ -92,15 +93,12 @@ fn agreed_values(deltas: &[Delta]) -> RunValues {
     }
     // Every member of every patched list, changed or not, must hold the value replay would set.
     for (_, records) in &patched {
-        for (_, record) in records {
+        for (ticker, record) in records {
             let Some(fields) = record.as_object() else {
                 continue;
             };
-            let Some(ticker) = crate::domain::members::member_ticker(record) else {
-                continue;
-            };
             for (field, value) in fields {
-                let key = (ticker, field.as_str());
+                let key = (*ticker, field.as_str());
                 if candidates.get(&key).is_some_and(|agreed| *agreed != value) {
                     conflicts.insert(key);
                 }

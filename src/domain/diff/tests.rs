@@ -130,6 +130,20 @@ fn record(ticker: &str, rank: usize, cap: i64) -> Value {
     })
 }
 
+/// Live rows holding `catalog`, ids from 1.
+fn rows_holding(catalog: &Catalog) -> Vec<CurrentEntry> {
+    catalog
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, e))| CurrentEntry {
+            id: i as i64 + 1,
+            key: k.clone(),
+            value: Value::clone(&e.value),
+        })
+        .collect()
+}
+
 fn stocks(records: Vec<Value>) -> Value {
     json!({"count": records.len(), "stocks": records})
 }
@@ -240,12 +254,7 @@ proptest! {
         let config = CatalogConfig::default();
         let old = compute_catalog(&old_market, &config, &FamilySelection::all());
         let new = compute_catalog(&new_market, &config, &FamilySelection::all());
-        let current: Vec<CurrentEntry> = old
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, (k, e))| CurrentEntry { id: i as i64 + 1, key: k.clone(), value: Value::clone(&e.value) })
-            .collect();
+        let current = rows_holding(&old);
         let deltas = diff(&new, &current, &context(&new_market, &config, &current), &LiveRowFacts::default());
 
         let mut state: BTreeMap<EntryKey, Value> = current.iter().map(|c| (c.key.clone(), c.value.clone())).collect();

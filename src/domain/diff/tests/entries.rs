@@ -13,16 +13,7 @@ fn identical_catalog_and_current_rows_give_no_deltas() {
     ]);
     let config = CatalogConfig::default();
     let catalog = compute_catalog(&market, &config, &FamilySelection::all());
-    let current: Vec<CurrentEntry> = catalog
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, (k, e))| CurrentEntry {
-            id: i as i64 + 1,
-            key: k.clone(),
-            value: Value::clone(&e.value),
-        })
-        .collect();
+    let current = rows_holding(&catalog);
     let deltas = diff(
         &catalog,
         &current,

@@ -6,25 +6,11 @@ use crate::domain::log_form::{LogForm, RunValues};
 use crate::domain::replay::ReplayError;
 use std::sync::Arc;
 
-/// Live rows holding `catalog`, ids from 1.
-fn rows_of(catalog: &Catalog) -> Vec<CurrentEntry> {
-    catalog
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, (k, e))| CurrentEntry {
-            id: i as i64 + 1,
-            key: k.clone(),
-            value: Value::clone(&e.value),
-        })
-        .collect()
-}
-
 /// The deltas of a night that moves the market from `old` to `new`, with the rows before.
 fn night(old: &[SymbolRow], new: &[SymbolRow]) -> (Vec<CurrentEntry>, Vec<Delta>) {
     let config = CatalogConfig::default();
     let all = FamilySelection::all();
-    let current = rows_of(&compute_catalog(&securities(old.to_vec()), &config, &all));
+    let current = rows_holding(&compute_catalog(&securities(old.to_vec()), &config, &all));
     let market = securities(new.to_vec());
     let catalog = compute_catalog(&market, &config, &all);
     let deltas = diff(

@@ -9,16 +9,7 @@ fn market_cap_run(before: Vec<SymbolRow>, after: Vec<SymbolRow>) -> Vec<Delta> {
     let config = CatalogConfig::default();
     let only = FamilySelection::only(&[Family::MarketCap]);
     let old = compute_catalog(&securities(before), &config, &only);
-    let current: Vec<CurrentEntry> = old
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, (k, e))| CurrentEntry {
-            id: i as i64 + 1,
-            key: k.clone(),
-            value: Value::clone(&e.value),
-        })
-        .collect();
+    let current = rows_holding(&old);
     let market = securities(after);
     let catalog = compute_catalog(&market, &config, &only);
     let deltas = diff(
